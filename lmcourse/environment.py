@@ -1,0 +1,150 @@
+"""Environment: seeding, device choice, plot style and the `doctor` report.
+
+Derived in chapters/00_getting_started.ipynb.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import os
+import platform
+import random
+import sys
+from dataclasses import dataclass
+
+THREADS_ENV = "LMCOURSE_NUM_THREADS"
+
+
+def device() -> "torch.device":  # noqa: F821 - torch imported lazily
+    """The best available device: CUDA, then Apple MPS, then CPU."""
+    import torch
+
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What `setup` chose."""
+
+    seed: int
+    device: "torch.device"  # noqa: F821
+    threads: int
+
+    def __repr__(self) -> str:
+        return f"Setup(seed={self.seed}, device={self.device.type!r}, threads={self.threads})"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's `random`, NumPy's global generator and torch (CPU and CUDA)."""
+    import numpy as np
+    import torch
+
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def set_plot_style() -> None:
+    """One plot style for the whole course: readable, small, grid on."""
+    import matplotlib as mpl
+
+    mpl.rcParams.update(
+        {
+            "figure.figsize": (6.0, 3.6),
+            "figure.dpi": 90,
+            "axes.grid": True,
+            "grid.alpha": 0.3,
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "font.size": 10,
+            # Reproducible SVG/PNG metadata-free output.
+            "svg.hashsalt": "lmcourse",
+        }
+    )
+
+
+def setup(seed: int = 0, threads: int | None = None) -> Setup:
+    """Seed Python, NumPy and torch, pick the device, set the plot style.
+
+    `threads` pins torch's intra-op thread count; by default it comes from the
+    LMCOURSE_NUM_THREADS environment variable (set by `make test` and `make notebooks`,
+    because CPU results depend on the thread count), else torch's own default.
+    Returns what was chosen. Derived in chapters/00_getting_started.ipynb.
+    """
+    import torch
+
+    if threads is None and os.environ.get(THREADS_ENV):
+        try:
+            threads = int(os.environ[THREADS_ENV])
+        except ValueError:
+            raise ValueError(f"{THREADS_ENV} must be an integer, got {os.environ[THREADS_ENV]!r}") from None
+    if threads is not None:
+        if threads < 1:
+            raise ValueError(f"threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)
+    seed_everything(seed)
+    set_plot_style()
+    return Setup(seed=seed, device=device(), threads=torch.get_num_threads())
+
+
+REQUIRED = ("torch", "numpy", "matplotlib", "ipywidgets", "tqdm", "jupyterlab")
+OPTIONAL = {"dev": ("pytest", "nbval", "nbclient", "hypothesis", "tiktoken"), "hf": ("transformers", "safetensors")}
+FIX = "fix: run `make lab` (or `pip install -e .[dev]` inside your environment)"
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def _widgets_ok() -> tuple[bool, str]:
+    """Widgets render when ipywidgets imports and JupyterLab has its widget manager."""
+    try:
+        importlib.import_module("ipywidgets")
+    except Exception as exc:  # pragma: no cover - depends on the environment
+        return False, f"ipywidgets does not import ({exc})"
+    if _version("jupyterlab_widgets") is None:
+        return False, "jupyterlab_widgets is missing, widgets will show as text"
+    return True, f"yes (jupyterlab_widgets {_version('jupyterlab_widgets')})"
+
+
+def doctor(file=None) -> bool:
+    """Print the versions, device, thread count, widget support and extras; True when all is well.
+
+    Every missing requirement is printed with a line saying how to fix it.
+    """
+    out = file or sys.stdout
+    ok = True
+    print(f"python      {platform.python_version()} ({sys.executable})", file=out)
+    if sys.version_info < (3, 10):
+        ok = False
+        print("  MISSING: Python >= 3.10 is required; fix: install Python 3.10 or newer", file=out)
+    for dist in REQUIRED:
+        v = _version(dist)
+        print(f"{dist:<11} {v or 'MISSING'}", file=out)
+        if v is None:
+            ok = False
+            print(f"  {FIX}", file=out)
+    if _version("torch") is not None:
+        import torch
+
+        print(f"device      {device()}", file=out)
+        print(f"threads     {torch.get_num_threads()} (of {os.cpu_count()} CPUs)", file=out)
+    widgets, why = _widgets_ok()
+    print(f"widgets     {why}", file=out)
+    for extra, dists in OPTIONAL.items():
+        have = [d for d in dists if _version(d)]
+        lack = [d for d in dists if not _version(d)]
+        status = "complete" if not lack else f"missing {', '.join(lack)} (pip install -e .[{extra}])"
+        print(f"extra {extra:<5} {status}", file=out)
+    print("doctor: all required packages present" if ok else "doctor: something required is missing (see above)", file=out)
+    return ok
