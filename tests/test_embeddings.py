@@ -1,0 +1,286 @@
+"""Tests for lmcourse.embeddings: oracles (torch's own embedding and cosine similarity, an
+independent complex-number RoPE, the paper's formula) first, then properties."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmcourse.embeddings import (
+    LearnedPositionalEmbedding,
+    apply_rotary,
+    cosine_similarity,
+    embed_by_matmul,
+    nearest,
+    one_hot,
+    rope_frequencies,
+    sinusoidal_positions,
+)
+
+
+# ------------------------------------------------------------------ lookup = one-hot @ W
+
+def test_one_hot_matches_torch():
+    ids = torch.tensor([[0, 3, 2], [4, 4, 1]])
+    got = one_hot(ids, 5)
+    assert got.shape == (2, 3, 5) and got.dtype == torch.float32
+    assert torch.equal(got, F.one_hot(ids, 5).float())
+
+
+def test_embed_by_matmul_equals_nn_embedding_exactly_float64():
+    g = torch.Generator().manual_seed(0)
+    nn_emb = torch.nn.Embedding(11, 7, dtype=torch.float64)
+    with torch.no_grad():
+        nn_emb.weight.copy_(torch.randn(11, 7, generator=g, dtype=torch.float64))
+    ids = torch.randint(0, 11, (3, 5), generator=g)
+    got = embed_by_matmul(ids, nn_emb.weight.detach())
+    assert got.shape == (3, 5, 7)
+    assert torch.equal(got, nn_emb(ids).detach())                 # exact, not allclose
+    assert torch.equal(got, F.embedding(ids, nn_emb.weight.detach()))
+
+
+def test_embed_by_matmul_gradient_matches_embedding():
+    # The gradient w.r.t. W is onehotᵀ @ upstream: rows of used ids accumulate, others are 0.
+    g = torch.Generator().manual_seed(1)
+    W = torch.randn(6, 4, generator=g, dtype=torch.float64)
+    ids = torch.tensor([1, 1, 4, 0])
+    up = torch.randn(4, 4, generator=g, dtype=torch.float64)
+    W1 = W.clone().requires_grad_()
+    (embed_by_matmul(ids, W1) * up).sum().backward()
+    W2 = W.clone().requires_grad_()
+    (F.embedding(ids, W2) * up).sum().backward()
+    torch.testing.assert_close(W1.grad, W2.grad, rtol=0, atol=1e-15)
+    assert torch.all(W1.grad[[2, 3, 5]] == 0)
+
+
+@pytest.mark.parametrize(
+    "ids, match",
+    [
+        (torch.tensor([0, 5]), r"offending ids include \[5\]"),
+        (torch.tensor([-1, 2]), r"offending ids include \[-1\]"),
+        (torch.tensor([0.0, 1.0]), "integer dtype"),
+    ],
+)
+def test_bad_ids_raise(ids, match):
+    with pytest.raises(ValueError, match=match):
+        embed_by_matmul(ids, torch.zeros(5, 3))
+    with pytest.raises(ValueError, match=match):
+        one_hot(ids, 5)
+
+
+def test_bad_weight_raises():
+    with pytest.raises(ValueError, match=r"\(V, C\)"):
+        embed_by_matmul(torch.tensor([0]), torch.zeros(5))
+
+
+# --------------------------------------------------------------------------- similarity
+
+def test_cosine_similarity_matches_torch():
+    g = torch.Generator().manual_seed(2)
+    a = torch.randn(5, 8, generator=g, dtype=torch.float64)
+    b = torch.randn(3, 8, generator=g, dtype=torch.float64) * 10
+    expect = F.cosine_similarity(a[:, None, :], b[None, :, :], dim=-1)
+    torch.testing.assert_close(cosine_similarity(a, b), expect, rtol=0, atol=1e-12)
+    s = cosine_similarity(a)
+    torch.testing.assert_close(torch.diagonal(s), torch.ones(5, dtype=torch.float64))
+    torch.testing.assert_close(s, s.T)
+
+
+def test_cosine_similarity_ignores_length_and_handles_zero_rows():
+    a = torch.tensor([[1.0, 0.0], [3.0, 0.0], [0.0, 0.0], [-2.0, 0.0]])
+    s = cosine_similarity(a)
+    assert s[0, 1].item() == pytest.approx(1.0)
+    assert s[0, 3].item() == pytest.approx(-1.0)
+    assert s[2].abs().max().item() == 0.0 and not torch.isnan(s).any()
+
+
+def test_cosine_similarity_width_mismatch_raises():
+    with pytest.raises(ValueError, match=r"\(5, 3\).*\(2, 4\)"):
+        cosine_similarity(torch.zeros(5, 3), torch.zeros(2, 4))
+
+
+def test_nearest():
+    W = torch.tensor([[1.0, 0.0], [0.9, 0.1], [0.0, 1.0], [-1.0, 0.0], [5.0, 0.2]])
+    ids, sims = nearest(W, 0, k=3)
+    assert ids.tolist() == [4, 1, 2]            # row 0 itself is left out; length is ignored
+    assert torch.all(sims[:-1] >= sims[1:])
+    ids, _ = nearest(W, torch.tensor([0.0, 2.0]), k=1)
+    assert ids.tolist() == [2]
+    with pytest.raises(ValueError, match="k=5"):
+        nearest(W, 0, k=5)
+    with pytest.raises(ValueError, match="query id 7"):
+        nearest(W, 7)
+
+
+# ----------------------------------------------------------------------- sinusoidal
+
+def _paper_pe(T, d, base=10000.0):
+    # The formula as printed in "Attention is all you need", one scalar at a time.
+    pe = [[0.0] * d for _ in range(T)]
+    for pos in range(T):
+        for i in range(d // 2):
+            pe[pos][2 * i] = math.sin(pos / base ** (2 * i / d))
+            pe[pos][2 * i + 1] = math.cos(pos / base ** (2 * i / d))
+    return torch.tensor(pe, dtype=torch.float64)
+
+
+@pytest.mark.parametrize("T, d, base", [(1, 2, 10000.0), (17, 8, 10000.0), (9, 6, 100.0)])
+def test_sinusoidal_matches_paper_formula(T, d, base):
+    got = sinusoidal_positions(T, d, base=base, dtype=torch.float64)
+    assert got.shape == (T, d)
+    torch.testing.assert_close(got, _paper_pe(T, d, base), rtol=0, atol=1e-12)
+
+
+def test_sinusoidal_first_row_and_range():
+    pe = sinusoidal_positions(2048, 64)
+    assert pe.dtype == torch.float32
+    assert torch.equal(pe[0, 0::2], torch.zeros(32)) and torch.equal(pe[0, 1::2], torch.ones(32))
+    assert pe.abs().max().item() <= 1.0
+
+
+@settings(max_examples=40, deadline=None)
+@given(pos=st.integers(0, 500), k=st.integers(-200, 200), half=st.integers(1, 16),
+       base=st.sampled_from([100.0, 10000.0]))
+def test_sinusoidal_shift_is_a_rotation_per_pair(pos, k, half, base):
+    """PE(pos+k) = M_k PE(pos), with M_k block-diagonal, independent of pos."""
+    d = 2 * half
+    pos = max(pos, -k)  # keep pos + k >= 0
+    pe = sinusoidal_positions(max(pos, pos + k) + 1, d, base=base, dtype=torch.float64)
+    w = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d) * k
+    c, s = torch.cos(w), torch.sin(w)
+    sin_p, cos_p = pe[pos, 0::2], pe[pos, 1::2]
+    # sin(a+b) = sin a cos b + cos a sin b;  cos(a+b) = cos a cos b - sin a sin b
+    shifted = torch.empty(d, dtype=torch.float64)
+    shifted[0::2] = c * sin_p + s * cos_p
+    shifted[1::2] = -s * sin_p + c * cos_p
+    torch.testing.assert_close(shifted, pe[pos + k], rtol=0, atol=1e-9)
+    assert pe.abs().max().item() <= 1.0
+
+
+# ------------------------------------------------------------------------- learned
+
+def test_learned_positions_are_wpe_rows():
+    torch.manual_seed(0)
+    lpe = LearnedPositionalEmbedding(block_size=8, n_embd=4)
+    assert isinstance(lpe.wpe, torch.nn.Embedding)
+    assert set(dict(lpe.named_parameters())) == {"wpe.weight"}
+    assert torch.equal(lpe(5), lpe.wpe.weight[:5])
+    assert torch.equal(lpe(3, offset=5), lpe.wpe.weight[5:8])
+    assert lpe(8).shape == (8, 4)
+
+
+def test_learned_positions_too_long_raises():
+    lpe = LearnedPositionalEmbedding(block_size=8, n_embd=4)
+    with pytest.raises(ValueError, match="T=9.*block_size=8"):
+        lpe(9)
+    with pytest.raises(ValueError, match="T=4.*offset=5.*block_size=8"):
+        lpe(4, offset=5)
+    with pytest.raises(ValueError, match="T=0"):
+        lpe(0)
+
+
+# --------------------------------------------------------------------------- RoPE
+
+def _rope_complex(x: torch.Tensor, positions: torch.Tensor, base: float = 10000.0) -> torch.Tensor:
+    """Independent RoPE: pair (x_i, x_{i+d/2}) is the complex number z_i, multiplied by e^{i p θ_i}."""
+    d = x.shape[-1]
+    theta = torch.tensor([base ** (-2 * i / d) for i in range(d // 2)], dtype=torch.float64)
+    z = torch.complex(x[..., : d // 2].double(), x[..., d // 2 :].double())
+    z = z * torch.polar(torch.ones_like(theta), positions.double()[:, None] * theta)
+    return torch.cat([z.real, z.imag], dim=-1)
+
+
+@pytest.mark.parametrize("shape, base, offset", [((5, 8), 10000.0, 0), ((2, 3, 7, 16), 10000.0, 3), ((4, 2), 500.0, 100)])
+def test_apply_rotary_matches_complex_oracle(shape, base, offset):
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(*shape, generator=g, dtype=torch.float64)
+    T, d = shape[-2], shape[-1]
+    cos, sin = rope_frequencies(T, d, base=base, offset=offset, dtype=torch.float64)
+    assert cos.shape == sin.shape == (T, d // 2)
+    got = apply_rotary(x, cos, sin)
+    expect = _rope_complex(x, torch.arange(offset, offset + T), base)
+    assert got.shape == x.shape
+    torch.testing.assert_close(got, expect, rtol=0, atol=1e-12)
+
+
+def test_apply_rotary_float32_close_and_position_zero_is_identity():
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(2, 6, 32, generator=g)
+    cos, sin = rope_frequencies(6, 32)
+    got = apply_rotary(x, cos, sin)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), _rope_complex(x, torch.arange(6)), rtol=1e-5, atol=1e-5)
+    assert torch.equal(got[:, 0], x[:, 0])
+
+
+def test_rope_rotates_counter_clockwise_by_one_radian_in_pair_zero():
+    x = torch.zeros(2, 4, dtype=torch.float64)
+    x[:, 0] = 1.0                      # pair 0 is (x0, x2)
+    cos, sin = rope_frequencies(2, 4, dtype=torch.float64)
+    y = apply_rotary(x, cos, sin)
+    assert y[1, 0].item() == pytest.approx(math.cos(1.0))
+    assert y[1, 2].item() == pytest.approx(math.sin(1.0))
+
+
+def _rotate_at(x: torch.Tensor, p: int, base: float) -> torch.Tensor:
+    cos, sin = rope_frequencies(1, x.shape[-1], base=base, offset=p, dtype=torch.float64)
+    return apply_rotary(x[None], cos, sin)[0]
+
+
+@settings(max_examples=60, deadline=None)
+@given(m=st.integers(0, 2000), n=st.integers(0, 2000), s=st.integers(0, 2000),
+       half=st.integers(1, 32), seed=st.integers(0, 2**31 - 1), base=st.sampled_from([10.0, 10000.0]))
+def test_rope_score_depends_only_on_offset(m, n, s, half, seed, base):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(2 * half, generator=g, dtype=torch.float64)
+    k = torch.randn(2 * half, generator=g, dtype=torch.float64)
+    a = _rotate_at(q, m, base) @ _rotate_at(k, n, base)
+    b = _rotate_at(q, m + s, base) @ _rotate_at(k, n + s, base)
+    assert a.item() == pytest.approx(b.item(), rel=1e-9, abs=1e-9)
+    # ... and equals the score of q at offset m - n against an unrotated k when m >= n.
+    if m >= n:
+        c = _rotate_at(q, m - n, base) @ k
+        assert a.item() == pytest.approx(c.item(), rel=1e-9, abs=1e-9)
+    # Rotations keep norms.
+    assert _rotate_at(q, m, base).norm().item() == pytest.approx(q.norm().item(), rel=1e-12)
+
+
+def test_sinusoidal_absolute_dot_product_is_not_shift_invariant_for_content():
+    # Contrast used in the chapter: with additive positions, (q+P_m)·(k+P_n) changes when both
+    # positions shift by the same amount; with RoPE it does not.
+    g = torch.Generator().manual_seed(5)
+    d = 16
+    q, k = torch.randn(d, generator=g, dtype=torch.float64), torch.randn(d, generator=g, dtype=torch.float64)
+    P = sinusoidal_positions(64, d, dtype=torch.float64)
+    add = [((q + P[m]) @ (k + P[m - 3])).item() for m in range(3, 64)]
+    assert max(add) - min(add) > 0.5
+    rot = [(_rotate_at(q, m, 1e4) @ _rotate_at(k, m - 3, 1e4)).item() for m in range(3, 64)]
+    assert max(rot) - min(rot) < 1e-9
+
+
+# ----------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("fn", [sinusoidal_positions, rope_frequencies])
+@pytest.mark.parametrize("T, d, match", [(4, 7, "d=7"), (0, 8, "T=0"), (-3, 8, "T=-3"), (4, 0, "d=0")])
+def test_positions_reject_bad_sizes(fn, T, d, match):
+    with pytest.raises(ValueError, match=match):
+        fn(T, d)
+
+
+def test_bad_base_raises():
+    with pytest.raises(ValueError, match="base"):
+        sinusoidal_positions(4, 8, base=1.0)
+
+
+def test_apply_rotary_rejects_bad_shapes():
+    cos, sin = rope_frequencies(4, 8)
+    with pytest.raises(ValueError, match="even"):
+        apply_rotary(torch.zeros(4, 7), cos, sin)
+    with pytest.raises(ValueError, match=r"\(5, 4\).*cos \(4, 4\)"):
+        apply_rotary(torch.zeros(5, 8), cos, sin)
+    with pytest.raises(ValueError, match="cos"):
+        apply_rotary(torch.zeros(4, 8), cos, sin[:, :2])
