@@ -1,0 +1,374 @@
+"""lmcourse.losses against its oracles: torch.nn.functional and autograd."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lmcourse import losses
+
+TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
+SHAPES = {  # logits shape; classes in dim 1 (dim 0 when 1-D)
+    "C": (7,),
+    "NC": (6, 7),
+    "NCd": (3, 7, 5),
+    "NCdd": (2, 7, 3, 4),
+}
+
+
+def _logits(shape, dtype, seed=0, scale=3.0):
+    g = torch.Generator().manual_seed(seed)
+    return (scale * torch.randn(shape, generator=g, dtype=torch.float64)).to(dtype)
+
+
+def _index_targets(shape, ignore, seed=1):
+    """Class indices for logits `shape`; with ignore=True about a third are -100 (never all)."""
+    g = torch.Generator().manual_seed(seed)
+    c = shape[0] if len(shape) == 1 else shape[1]
+    tshape = () if len(shape) == 1 else shape[:1] + shape[2:]
+    t = torch.randint(0, c, tshape, generator=g)
+    if ignore and t.dim() > 0:
+        drop = torch.rand(tshape, generator=g) < 0.35
+        drop.view(-1)[0] = True
+        drop.view(-1)[-1] = False
+        t = t.masked_fill(drop, -100)
+    return t
+
+
+def _prob_targets(shape, dtype, seed=2):
+    g = torch.Generator().manual_seed(seed)
+    dim = 0 if len(shape) == 1 else 1
+    return torch.softmax(torch.randn(shape, generator=g, dtype=torch.float64), dim=dim).to(dtype)
+
+
+def _max_err(a, b):
+    return (a.double() - b.double()).abs().max().item()
+
+
+# --------------------------------------------------------------------------------------
+# softmax / log_softmax
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_and_log_softmax_match_torch(dtype, dim):
+    x = _logits((4, 5, 6), dtype)
+    assert _max_err(losses.softmax(x, dim), torch.softmax(x, dim)) <= TOL[dtype]
+    assert _max_err(losses.log_softmax(x, dim), torch.log_softmax(x, dim)) <= TOL[dtype]
+
+
+def test_log_softmax_is_stable_where_the_naive_formula_overflows():
+    x = torch.tensor([[1000.0, 999.0, 990.0], [-1000.0, -1001.0, -1010.0]])
+    naive = torch.log(torch.exp(x) / torch.exp(x).sum(-1, keepdim=True))
+    assert not torch.isfinite(naive).all()  # the failure the stable version avoids
+    ours = losses.log_softmax(x)
+    assert torch.isfinite(ours).all()
+    assert _max_err(ours, torch.log_softmax(x, -1)) <= 1e-5
+    assert torch.isfinite(losses.softmax(x)).all()
+    assert _max_err(losses.softmax(x), torch.softmax(x, -1)) <= 1e-6
+
+
+def test_softmax_rejects_integer_input():
+    with pytest.raises(ValueError, match="int64"):
+        losses.softmax(torch.arange(3))
+    with pytest.raises(ValueError, match="int64"):
+        losses.log_softmax(torch.arange(3))
+
+
+# --------------------------------------------------------------------------------------
+# cross-entropy == F.cross_entropy in every mode
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1, 1.0])
+@pytest.mark.parametrize("ignore", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_class_indices_match_torch(reduction, ignore, label_smoothing, shape, dtype):
+    x = _logits(SHAPES[shape], dtype)
+    t = _index_targets(SHAPES[shape], ignore)
+    if ignore and t.dim() > 0:
+        assert (t == -100).any()
+    kw = dict(ignore_index=-100, label_smoothing=label_smoothing, reduction=reduction)
+    ours, ref = losses.cross_entropy(x, t, **kw), F.cross_entropy(x, t, **kw)
+    assert ours.shape == ref.shape and ours.dtype == ref.dtype
+    assert _max_err(ours, ref) <= TOL[dtype] * max(1.0, ref.abs().max().item())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.25])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_probability_targets_match_torch(reduction, label_smoothing, shape, dtype):
+    x = _logits(SHAPES[shape], dtype)
+    y = _prob_targets(SHAPES[shape], dtype)
+    kw = dict(label_smoothing=label_smoothing, reduction=reduction)
+    ours, ref = losses.cross_entropy(x, y, **kw), F.cross_entropy(x, y, **kw)
+    assert ours.shape == ref.shape
+    assert _max_err(ours, ref) <= TOL[dtype] * max(1.0, ref.abs().max().item())
+
+
+def test_cross_entropy_custom_ignore_index_and_int32_targets():
+    x = _logits((5, 4), torch.float64)
+    t = torch.tensor([0, 3, 7, 1, 7])
+    ref = F.cross_entropy(x, t, ignore_index=7, label_smoothing=0.2)
+    assert _max_err(losses.cross_entropy(x, t, ignore_index=7, label_smoothing=0.2), ref) <= 1e-12
+    ours32 = losses.cross_entropy(x, t.int(), ignore_index=7, label_smoothing=0.2)
+    assert _max_err(ours32, ref) <= 1e-12
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_all_targets_ignored_follows_torch(label_smoothing):
+    x = _logits((4, 3), torch.float64)
+    t = torch.full((4,), -100)
+    mean = losses.cross_entropy(x, t, label_smoothing=label_smoothing)
+    assert torch.isnan(mean) and torch.isnan(F.cross_entropy(x, t, label_smoothing=label_smoothing))
+    assert losses.cross_entropy(x, t, reduction="sum").item() == 0.0
+    assert torch.equal(losses.cross_entropy(x, t, reduction="none"), torch.zeros(4, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_cross_entropy_is_finite_at_logits_of_1000(dtype):
+    x = torch.tensor([[1000.0, 0.0, -1000.0], [1000.0, 1000.0, 999.0]], dtype=dtype)
+    t = torch.tensor([2, 1])
+    ours = losses.cross_entropy(x, t, reduction="none")
+    assert torch.isfinite(ours).all()
+    assert _max_err(ours, F.cross_entropy(x, t, reduction="none")) <= TOL[dtype] * 2000
+    assert torch.isfinite(losses.cross_entropy_grad(x, t)).all()
+
+
+def test_cross_entropy_of_uniform_logits_is_log_c():
+    x = torch.zeros(10, 50)
+    t = torch.arange(10)
+    assert abs(losses.cross_entropy(x, t).item() - math.log(50)) < 1e-6
+
+
+# --------------------------------------------------------------------------------------
+# the hand-written gradient
+
+
+GRAD_MODES = [
+    dict(),
+    dict(reduction="sum"),
+    dict(reduction="none"),
+    dict(label_smoothing=0.1),
+    dict(ignore_index=-100, label_smoothing=0.3, reduction="mean"),
+    dict(ignore_index=-100, label_smoothing=0.3, reduction="none"),
+]
+
+
+@pytest.mark.parametrize("shape", list(SHAPES))
+@pytest.mark.parametrize("mode", range(len(GRAD_MODES)))
+@pytest.mark.parametrize("targets", ["index", "index+ignore", "probs"])
+def test_cross_entropy_grad_matches_autograd(shape, mode, targets):
+    kw = GRAD_MODES[mode]
+    x = _logits(SHAPES[shape], torch.float64).requires_grad_(True)
+    if targets == "probs":
+        t = _prob_targets(SHAPES[shape], torch.float64)
+    else:
+        t = _index_targets(SHAPES[shape], ignore=targets == "index+ignore")
+    loss = F.cross_entropy(x, t, **kw)
+    g = torch.Generator().manual_seed(5)
+    upstream = torch.randn(loss.shape, generator=g, dtype=torch.float64)
+    (expected,) = torch.autograd.grad(loss, x, upstream)
+    ours = losses.cross_entropy_grad(x.detach(), t, grad_output=upstream, **kw)
+    assert ours.shape == x.shape
+    assert _max_err(ours, expected) <= 1e-10
+
+
+def test_cross_entropy_grad_is_p_minus_y_over_n():
+    x = _logits((5, 4), torch.float64)
+    t = torch.tensor([0, 3, 2, 1, 1])
+    expected = (torch.softmax(x, -1) - F.one_hot(t, 4).double()) / 5
+    assert _max_err(losses.cross_entropy_grad(x, t), expected) <= 1e-15
+
+
+def test_cross_entropy_grad_with_unnormalised_probability_targets():
+    # q does not sum to 1 here, so the gradient is p * sum(q) - q, not p - q.
+    x = _logits((3, 4), torch.float64).requires_grad_(True)
+    y = torch.rand(3, 4, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 2
+    (expected,) = torch.autograd.grad(F.cross_entropy(x, y, label_smoothing=0.1), x)
+    assert _max_err(losses.cross_entropy_grad(x.detach(), y, label_smoothing=0.1), expected) <= 1e-12
+
+
+@pytest.mark.parametrize("mode", range(len(GRAD_MODES)))
+@pytest.mark.parametrize("shape", ["NC", "NCd"])
+def test_cross_entropy_function_passes_gradcheck(mode, shape):
+    kw = GRAD_MODES[mode]
+    x = _logits(SHAPES[shape], torch.float64, scale=1.0).requires_grad_(True)
+    t = _index_targets(SHAPES[shape], ignore="ignore_index" in kw)
+    args = (t, kw.get("ignore_index", -100), kw.get("label_smoothing", 0.0), kw.get("reduction", "mean"))
+    assert torch.autograd.gradcheck(lambda z: losses.CrossEntropyFunction.apply(z, *args), (x,))
+    out = losses.CrossEntropyFunction.apply(x, *args)
+    assert _max_err(out, F.cross_entropy(x, t, **kw)) <= 1e-12
+
+
+def test_gradcheck_catches_a_wrong_gradient():
+    # The check above can fail: a backward that forgets the 1/N is rejected.
+    class Forgot1OverN(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, z, t):
+            ctx.save_for_backward(z, t)
+            return losses.cross_entropy(z, t)
+
+        @staticmethod
+        def backward(ctx, g):
+            z, t = ctx.saved_tensors
+            return g * losses.cross_entropy_grad(z, t, reduction="sum"), None
+
+    x = _logits((4, 3), torch.float64).requires_grad_(True)
+    t = torch.tensor([0, 1, 2, 0])
+    assert not torch.autograd.gradcheck(lambda z: Forgot1OverN.apply(z, t), (x,), raise_exception=False)
+
+
+# --------------------------------------------------------------------------------------
+# perplexity
+
+
+def test_perplexity_of_a_uniform_model_is_the_vocabulary_size():
+    v = 37
+    x = torch.zeros(4, 9, v, dtype=torch.float64)
+    t = torch.randint(0, v, (4, 9), generator=torch.Generator().manual_seed(0))
+    ppl = losses.perplexity(x.transpose(1, 2), t)
+    assert abs(ppl.item() - v) < 1e-9
+    assert abs(losses.perplexity_from_nll(math.log(v)) - v) < 1e-9
+
+
+def test_perplexity_matches_exp_of_torch_cross_entropy():
+    x = _logits((8, 11), torch.float64)
+    t = _index_targets((8, 11), ignore=True)
+    expected = torch.exp(F.cross_entropy(x, t))
+    assert _max_err(losses.perplexity(x, t), expected) <= 1e-10
+    assert _max_err(losses.perplexity_from_nll(F.cross_entropy(x, t)), expected) <= 1e-10
+    with pytest.raises(ValueError, match="float"):
+        losses.perplexity(x, torch.softmax(x, -1))
+
+
+# --------------------------------------------------------------------------------------
+# attention: forward against SDPA, hand-written backward against autograd
+
+
+def _qkv(dtype=torch.float64, lead=(2, 3), tq=5, tk=6, dk=4, dv=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    q = torch.randn(*lead, tq, dk, generator=g, dtype=dtype)
+    k = torch.randn(*lead, tk, dk, generator=g, dtype=dtype)
+    v = torch.randn(*lead, tk, dv, generator=g, dtype=dtype)
+    return q, k, v
+
+
+def _masks(tq, tk):
+    causal = torch.ones(tq, tk, dtype=torch.bool).tril(diagonal=tk - tq)
+    g = torch.Generator().manual_seed(3)
+    additive = torch.randn(tq, tk, generator=g, dtype=torch.float64)
+    return {"none": None, "causal": causal, "additive": additive}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("mask", ["none", "causal", "additive"])
+@pytest.mark.parametrize("scale", [None, 0.3])
+def test_attention_forward_matches_sdpa(dtype, mask, scale):
+    q, k, v = _qkv(dtype)
+    m = _masks(5, 6)[mask]
+    m = m.to(dtype) if m is not None and m.dtype != torch.bool else m
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=scale)
+    assert _max_err(losses.attention_forward(q, k, v, m, scale), ref) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("mask", ["none", "causal", "additive"])
+@pytest.mark.parametrize("scale", [None, 0.3])
+@pytest.mark.parametrize("lead", [(), (2,), (2, 3)])
+def test_attention_backward_matches_autograd(mask, scale, lead):
+    q, k, v = _qkv(lead=lead)
+    m = _masks(5, 6)[mask]
+    q, k, v = (t.requires_grad_(True) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=m, scale=scale)
+    d_out = torch.randn(out.shape, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    expected = torch.autograd.grad(out, (q, k, v), d_out)
+    ours = losses.attention_backward(q.detach(), k.detach(), v.detach(), d_out, m, scale)
+    for name, a, b in zip("qkv", ours, expected):
+        assert a.shape == b.shape, name
+        assert _max_err(a, b) <= 1e-10, name
+
+
+@pytest.mark.parametrize("mask", ["none", "causal", "additive"])
+def test_attention_function_passes_gradcheck(mask):
+    q, k, v = (t.requires_grad_(True) for t in _qkv(lead=(2,), tq=4, tk=4, dk=3, dv=2))
+    m = _masks(4, 4)[mask]
+    assert torch.autograd.gradcheck(lambda a, b, c: losses.AttentionFunction.apply(a, b, c, m, None), (q, k, v))
+
+
+def test_attention_gradcheck_catches_a_dropped_softmax_jacobian():
+    def wrong_backward(q, k, v, d_out, scale):
+        p = torch.softmax(q @ k.transpose(-2, -1) * scale, -1)
+        ds = d_out @ v.transpose(-2, -1)  # dS = dP: the softmax Jacobian dropped
+        return ds @ k * scale, ds.transpose(-2, -1) @ q * scale, p.transpose(-2, -1) @ d_out
+
+    q, k, v = _qkv(lead=(2,))
+    d_out = torch.randn(2, 5, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    right = losses.attention_backward(q, k, v, d_out)
+    wrong = wrong_backward(q, k, v, d_out, 1 / math.sqrt(4))
+    assert _max_err(right[2], wrong[2]) <= 1e-12  # dV agrees ...
+    assert _max_err(right[0], wrong[0]) > 1e-3  # ... dQ does not
+
+
+# --------------------------------------------------------------------------------------
+# errors name the offending values
+
+
+@pytest.mark.parametrize(
+    "logits, targets, kwargs, match",
+    [
+        (torch.zeros(3, 4, dtype=torch.long), torch.zeros(3, dtype=torch.long), {}, "int64"),
+        (torch.tensor(1.0), torch.tensor(0), {}, "scalar"),
+        (torch.zeros(3, 4), torch.zeros(4, dtype=torch.long), {}, r"\(3,\).*got \(4,\)"),
+        (torch.zeros(3, 4, 5), torch.zeros(3, 4, dtype=torch.long), {}, r"\(3, 5\)"),
+        (torch.zeros(3, 4), torch.tensor([0, 4, 1]), {}, r"\[0, 3\].*\[4\]"),
+        (torch.zeros(3, 4), torch.tensor([0, -1, 1]), {}, r"\[-1\]"),
+        (torch.zeros(3, 4), torch.tensor([0, -100, 9]), {"ignore_index": 9}, r"\[-100\]"),
+        (torch.zeros(3, 4), torch.zeros(3, 5), {}, r"\(3, 4\).*\(3, 5\)"),
+        (torch.zeros(3, 4), torch.zeros(3, dtype=torch.bool), {}, "bool"),
+        (torch.zeros(3, 4), torch.zeros(3, dtype=torch.long), {"reduction": "avg"}, "avg"),
+        (torch.zeros(3, 4), torch.zeros(3, dtype=torch.long), {"label_smoothing": 1.5}, "1.5"),
+        ([[0.0, 1.0]], torch.zeros(1, dtype=torch.long), {}, "list"),
+    ],
+)
+def test_cross_entropy_errors(logits, targets, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        losses.cross_entropy(logits, targets, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        losses.cross_entropy_grad(logits, targets, **kwargs)
+
+
+def test_cross_entropy_grad_rejects_a_bad_grad_output():
+    x, t = torch.zeros(3, 4), torch.zeros(3, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"\(3,\).*\(2,\)"):
+        losses.cross_entropy_grad(x, t, reduction="none", grad_output=torch.ones(2))
+    with pytest.raises(ValueError, match="scalar"):
+        losses.cross_entropy_grad(x, t, grad_output=torch.ones(3))
+
+
+@pytest.mark.parametrize(
+    "shapes, match",
+    [
+        (((2, 5, 4), (2, 6, 3), (2, 6, 3)), r"d_k.*\(2, 5, 4\).*\(2, 6, 3\)"),
+        (((2, 5, 4), (2, 6, 4), (2, 7, 3)), r"T_k.*\(2, 6, 4\).*\(2, 7, 3\)"),
+        (((2, 5, 4), (3, 6, 4), (3, 6, 3)), "leading dims"),
+        (((4,), (6, 4), (6, 3)), r"\(\.\.\., T, d\).*\(4,\)"),
+    ],
+)
+def test_attention_shape_errors(shapes, match):
+    q, k, v = (torch.zeros(s) for s in shapes)
+    with pytest.raises(ValueError, match=match):
+        losses.attention_forward(q, k, v)
+
+
+def test_attention_mask_and_grad_out_errors():
+    q, k, v = _qkv(lead=(2,))
+    with pytest.raises(ValueError, match=r"mask of shape \(4, 4\)"):
+        losses.attention_forward(q, k, v, mask=torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"\(2, 5, 3\).*\(2, 5, 4\)"):
+        losses.attention_backward(q, k, v, torch.zeros(2, 5, 4, dtype=torch.float64))
+    with pytest.raises(ValueError, match="int64"):
+        losses.attention_forward(q.long(), k, v)
