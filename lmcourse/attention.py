@@ -1,0 +1,258 @@
+"""Self-attention: softmax(QKᵀ/√d_k)V, the causal mask, and multi-head attention.
+
+Read top to bottom: the mask, the one formula, the two reshapes that make it
+multi-head, then the two modules a Transformer uses. Parameter names follow GPT-2
+(`c_attn` is the fused query/key/value projection C → 3C, `c_proj` the output
+projection), so GPT-2 weights load by a key copy.
+
+Derived in chapters/04_self_attention.ipynb.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "causal_mask",
+    "scaled_dot_product_attention",
+    "split_heads",
+    "merge_heads",
+    "MultiHeadAttention",
+    "CausalSelfAttention",
+]
+
+
+def causal_mask(T: int, device: torch.device | str | None = None) -> torch.Tensor:
+    """The causal mask: a bool (T, T) tensor, True on and below the diagonal.
+
+    Entry [i, j] is True when query position i may look at key position j, i.e. j <= i:
+    every token sees itself and the past, never the future. True means *keep*, the same
+    convention as `scaled_dot_product_attention`'s `mask` and PyTorch's boolean `attn_mask`.
+    Derived in chapters/04_self_attention.ipynb.
+    """
+    if isinstance(T, bool) or not isinstance(T, int) or T < 0:
+        raise ValueError(f"causal_mask: T must be a non-negative int, got {T!r}")
+    return torch.ones(T, T, dtype=torch.bool, device=device).tril()
+
+
+def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Size:
+    """Validate q (..., Tq, d_k), k (..., Tk, d_k), v (..., Tk, d_v); return the batch shape."""
+    for name, t in (("q", q), ("k", k), ("v", v)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+        if t.ndim < 2:
+            raise ValueError(f"{name} must have shape (..., T, d), got {tuple(t.shape)}")
+        if not t.is_floating_point():
+            raise ValueError(f"{name} must be a floating-point tensor, got dtype {t.dtype}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
+    if q.shape[-1] != k.shape[-1]:
+        raise ValueError(
+            f"q and k must have the same last dim d_k, got q {tuple(q.shape)} and k {tuple(k.shape)}"
+        )
+    if k.shape[-2] != v.shape[-2]:
+        raise ValueError(
+            f"k and v must have the same length Tk (dim -2), got k {tuple(k.shape)} and v {tuple(v.shape)}"
+        )
+    try:
+        return torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    except RuntimeError:
+        raise ValueError(
+            f"the leading (batch, head) dims of q, k, v do not broadcast: "
+            f"q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
+        ) from None
+
+
+def scaled_dot_product_attention(
+    q: torch.Tensor,
+    k: torch.Tensor,
+    v: torch.Tensor,
+    mask: torch.Tensor | None = None,
+    scale: float | None = None,
+    *,
+    is_causal: bool = False,
+    return_weights: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Attention(Q, K, V) = softmax(Q Kᵀ · scale) V, written out.
+
+    q is (..., Tq, d_k), k is (..., Tk, d_k), v is (..., Tk, d_v); the leading dims (batch,
+    heads, ...) broadcast. `scale` defaults to 1/√d_k. `mask` is a bool tensor broadcastable
+    to (..., Tq, Tk), True = keep (query i may attend to key j); `is_causal=True` adds the
+    causal mask (needs Tq == Tk). Returns the output (..., Tq, d_v), and also the attention
+    weights (..., Tq, Tk) when `return_weights=True`. A query row whose keys are *all* masked
+    has no distribution to take: its weights are defined as all zeros, so its output is the
+    zero vector (the same convention as `torch.nn.functional.scaled_dot_product_attention`),
+    never NaN. Derived in chapters/04_self_attention.ipynb.
+    """
+    batch = _check_qkv(q, k, v)
+    Tq, Tk, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
+    if scale is None:
+        scale = 1.0 / math.sqrt(d_k)
+    scores_shape = (*batch, Tq, Tk)
+
+    keep = None
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"mask must be a bool tensor (True = keep), got {got}")
+        try:
+            ok = torch.broadcast_shapes(mask.shape, scores_shape) == torch.Size(scores_shape)
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
+                f"{scores_shape} (..., Tq, Tk) for q {tuple(q.shape)}, k {tuple(k.shape)}"
+            )
+        keep = mask
+    if is_causal:
+        if Tq != Tk:
+            raise ValueError(f"is_causal needs Tq == Tk, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+        causal = causal_mask(Tq, device=q.device)
+        keep = causal if keep is None else keep & causal
+
+    # 1. similarity of every query with every key: (..., Tq, d_k) @ (..., d_k, Tk) -> (..., Tq, Tk)
+    scores = (q @ k.transpose(-2, -1)) * scale
+    # 2. masked keys get -inf, so exp() turns them into exactly 0
+    if keep is not None:
+        scores = scores.masked_fill(~keep, float("-inf"))
+    # 3. softmax over the keys (the last axis), stabilised by subtracting each row's max;
+    #    a fully masked row has max -inf: use 0 instead, so its weights come out as 0, not NaN
+    row_max = scores.amax(dim=-1, keepdim=True)
+    row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
+    e = torch.exp(scores - row_max)
+    denom = e.sum(dim=-1, keepdim=True)
+    weights = e / torch.where(denom > 0, denom, torch.ones_like(denom))
+    # 4. each output is a weighted average of the values: (..., Tq, Tk) @ (..., Tk, d_v)
+    out = weights @ v
+    return (out, weights) if return_weights else out
+
+
+def split_heads(x: torch.Tensor, n_head: int) -> torch.Tensor:
+    """(B, T, C) -> (B, n_head, T, C // n_head): multi-head is a reshape, then a transpose.
+
+    The channels of each position are cut into n_head consecutive slices of size hs = C // n_head
+    (view to (B, T, nh, hs)), then the head axis moves in front of time (transpose to
+    (B, nh, T, hs)) so that attention runs per head over the time axis.
+    Derived in chapters/04_self_attention.ipynb.
+    """
+    if x.ndim != 3:
+        raise ValueError(f"split_heads expects (B, T, C), got {tuple(x.shape)}")
+    B, T, C = x.shape
+    if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1 or C % n_head:
+        raise ValueError(f"C={C} (from x {tuple(x.shape)}) must be divisible by n_head={n_head!r}")
+    return x.view(B, T, n_head, C // n_head).transpose(1, 2)
+
+
+def merge_heads(x: torch.Tensor) -> torch.Tensor:
+    """(B, nh, T, hs) -> (B, T, nh * hs): the inverse of `split_heads`.
+
+    Transpose time back in front of the heads, then lay the heads side by side along the channels.
+    Derived in chapters/04_self_attention.ipynb.
+    """
+    if x.ndim != 4:
+        raise ValueError(f"merge_heads expects (B, nh, T, hs), got {tuple(x.shape)}")
+    B, nh, T, hs = x.shape
+    return x.transpose(1, 2).contiguous().view(B, T, nh * hs)
+
+
+class MultiHeadAttention(nn.Module):
+    """Multi-head attention with GPT-2 parameter names: `c_attn` (C -> 3C) and `c_proj` (C -> C).
+
+    `forward(query, key=None, value=None, mask=None, is_causal=False, return_weights=False)`:
+    query is (B, Tq, C); key and value (B, Tk, C) default to the query (self-attention, one
+    fused matmul). The first, second and third C rows of `c_attn` project queries, keys and
+    values, exactly like `nn.MultiheadAttention.in_proj_weight`, so its weights copy over.
+    `mask` is bool, True = keep, broadcastable to (B, n_head, Tq, Tk): a key-padding mask
+    `keep` of shape (B, Tk) becomes `keep[:, None, None, :]`. Returns (B, Tq, C), plus the
+    per-head weights (B, n_head, Tq, Tk) if asked. Derived in chapters/04_self_attention.ipynb.
+    """
+
+    def __init__(self, n_embd: int, n_head: int, bias: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        if isinstance(n_embd, bool) or not isinstance(n_embd, int) or n_embd < 1:
+            raise ValueError(f"n_embd must be a positive int, got {n_embd!r}")
+        if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1 or n_embd % n_head:
+            raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
+        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.attn_dropout = nn.Dropout(dropout)
+        self.resid_dropout = nn.Dropout(dropout)
+
+    def _project(self, query: torch.Tensor, key: torch.Tensor | None, value: torch.Tensor | None):
+        C = self.n_embd
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            if t is not None and (t.ndim != 3 or t.shape[-1] != C):
+                raise ValueError(f"{name} must have shape (B, T, C={C}), got {tuple(t.shape)}")
+        if key is None and value is None:
+            return self.c_attn(query).split(C, dim=2)
+        key = query if key is None else key
+        value = key if value is None else value
+        if key.shape[:2] != value.shape[:2]:
+            raise ValueError(f"key and value must share (B, Tk), got key {tuple(key.shape)}, value {tuple(value.shape)}")
+        if query.shape[0] != key.shape[0]:
+            raise ValueError(f"query and key must share the batch size B, got {tuple(query.shape)} and {tuple(key.shape)}")
+        w, b = self.c_attn.weight, self.c_attn.bias
+        bq, bk, bv = (None, None, None) if b is None else b.split(C)
+        wq, wk, wv = w.split(C)
+        return F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
+
+    def forward(
+        self,
+        query: torch.Tensor,
+        key: torch.Tensor | None = None,
+        value: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        return_weights: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        q, k, v = self._project(query, key, value)  # (B, Tq, C), (B, Tk, C), (B, Tk, C)
+        q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
+        y, att = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, return_weights=True)
+        if self.training and self.dropout > 0:
+            y = self.attn_dropout(att) @ v  # dropout on the weights, as in GPT-2
+        y = self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, Tq, C)
+        return (y, att) if return_weights else y
+
+
+class CausalSelfAttention(MultiHeadAttention):
+    """GPT-2's attention: multi-head self-attention where each token sees only itself and the past.
+
+    Build it from a config with `n_embd` and `n_head` (and optionally `bias`, `dropout`), or
+    from the numbers: `CausalSelfAttention(n_embd, n_head, bias=True, dropout=0.0)`.
+    `forward(x, mask=None, return_weights=False)` maps (B, T, C) -> (B, T, C); an optional
+    bool `mask` (True = keep, broadcastable to (B, n_head, T, T), e.g. padding) is combined
+    with the causal mask. Derived in chapters/04_self_attention.ipynb.
+    """
+
+    def __init__(self, config: Any, n_head: int | None = None, bias: bool = True, dropout: float = 0.0) -> None:
+        if isinstance(config, int) and not isinstance(config, bool):
+            if n_head is None:
+                raise ValueError("CausalSelfAttention(n_embd, n_head): n_head is missing")
+            n_embd = config
+        else:
+            if n_head is not None:
+                raise ValueError("give either a config or (n_embd, n_head), not both")
+            try:
+                n_embd, n_head = config.n_embd, config.n_head
+            except AttributeError:
+                raise ValueError(
+                    f"config must have n_embd and n_head attributes (or pass ints), got {config!r}"
+                ) from None
+            bias = getattr(config, "bias", bias)
+            dropout = getattr(config, "dropout", dropout)
+        super().__init__(n_embd, n_head, bias=bias, dropout=dropout)
+
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        if x.ndim != 3 or x.shape[-1] != self.n_embd:
+            raise ValueError(f"x must have shape (B, T, C={self.n_embd}), got {tuple(x.shape)}")
+        return super().forward(x, mask=mask, is_causal=True, return_weights=return_weights)

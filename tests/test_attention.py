@@ -1,0 +1,316 @@
+"""lmcourse.attention against PyTorch's own attention (the oracles), then its properties and errors."""
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lmcourse.attention import (
+    CausalSelfAttention,
+    MultiHeadAttention,
+    causal_mask,
+    merge_heads,
+    scaled_dot_product_attention,
+    split_heads,
+)
+
+TOL = {torch.float64: 1e-6, torch.float32: 1e-5}
+DTYPES = [torch.float64, torch.float32]
+
+
+def maxerr(a: torch.Tensor, b: torch.Tensor) -> float:
+    assert a.shape == b.shape, (a.shape, b.shape)
+    return (a - b).abs().max().item() if a.numel() else 0.0
+
+
+def randn(*shape, g, dtype):
+    return torch.randn(*shape, generator=g, dtype=torch.float64).to(dtype)
+
+
+# ---------------------------------------------------------------- oracle 1: F.scaled_dot_product_attention
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(
+    lead=st.lists(st.integers(1, 3), min_size=0, max_size=3),
+    Tq=st.integers(1, 9),
+    Tk=st.integers(1, 9),
+    d_k=st.integers(1, 17),
+    d_v=st.integers(1, 9),
+    masked=st.booleans(),
+    seed=st.integers(0, 2**16),
+    dtype=st.sampled_from(DTYPES),
+)
+def test_sdpa_equals_torch_with_attn_mask(lead, Tq, Tk, d_k, d_v, masked, seed, dtype):
+    g = torch.Generator().manual_seed(seed)
+    q, k, v = randn(*lead, Tq, d_k, g=g, dtype=dtype), randn(*lead, Tk, d_k, g=g, dtype=dtype), randn(*lead, Tk, d_v, g=g, dtype=dtype)
+    mask = (torch.rand(*lead, Tq, Tk, generator=g) < 0.7) if masked else None
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    got = scaled_dot_product_attention(q, k, v, mask=mask)
+    assert got.dtype == dtype
+    assert maxerr(got, want) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(1, 4), (5, 8), (2, 5, 8), (2, 3, 7, 16), (2, 2, 3, 6, 4)])
+def test_sdpa_equals_torch_is_causal(shape, dtype):
+    g = torch.Generator().manual_seed(sum(shape))
+    q, k, v = (randn(*shape, g=g, dtype=dtype) for _ in range(3))
+    want = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    assert maxerr(scaled_dot_product_attention(q, k, v, is_causal=True), want) <= TOL[dtype]
+    T = shape[-2]
+    assert maxerr(scaled_dot_product_attention(q, k, v, mask=causal_mask(T)), want) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("scale", [0.0, 0.1, 1.0, 3.0])
+def test_sdpa_equals_torch_custom_scale_and_broadcast_mask(scale, dtype):
+    g = torch.Generator().manual_seed(1)
+    q, k, v = randn(2, 3, 5, 8, g=g, dtype=dtype), randn(2, 3, 6, 8, g=g, dtype=dtype), randn(2, 3, 6, 4, g=g, dtype=dtype)
+    mask = torch.rand(2, 1, 1, 6, generator=g) < 0.6  # a key-padding mask broadcast over heads and queries
+    mask[..., 0] = True
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    assert maxerr(scaled_dot_product_attention(q, k, v, mask=mask, scale=scale), want) <= TOL[dtype]
+
+
+def test_sdpa_broadcasts_leading_dims_like_matmul():
+    g = torch.Generator().manual_seed(2)
+    q, k, v = randn(2, 3, 4, 8, g=g, dtype=torch.float64), randn(1, 3, 5, 8, g=g, dtype=torch.float64), randn(3, 5, 2, g=g, dtype=torch.float64)
+    got = scaled_dot_product_attention(q, k, v)
+    assert got.shape == (2, 3, 4, 2)
+    want = F.scaled_dot_product_attention(q, k.expand(2, 3, 5, 8), v.expand(2, 3, 5, 2))
+    assert maxerr(got, want) <= 1e-12
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fully_masked_row_gives_zeros_like_torch(dtype):
+    g = torch.Generator().manual_seed(3)
+    q, k, v = randn(2, 4, 8, g=g, dtype=dtype), randn(2, 5, 8, g=g, dtype=dtype), randn(2, 5, 3, g=g, dtype=dtype)
+    mask = torch.rand(2, 4, 5, generator=g) < 0.5
+    mask[0, 1] = False  # query 1 of batch 0 may look at nothing
+    mask[1, 2] = False
+    mask[1, 3] = True
+    out, w = scaled_dot_product_attention(q, k, v, mask=mask, return_weights=True)
+    assert torch.isfinite(out).all() and torch.isfinite(w).all()
+    assert (out[0, 1] == 0).all() and (w[0, 1] == 0).all() and (out[1, 2] == 0).all()
+    assert maxerr(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask)) <= TOL[dtype]
+    # the rows that do see something are still distributions
+    sums = w.sum(-1)
+    assert torch.allclose(sums[mask.any(-1)], torch.ones((), dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_weights_are_softmax_rows_and_respect_the_mask(dtype):
+    g = torch.Generator().manual_seed(4)
+    q, k, v = randn(3, 6, 4, g=g, dtype=dtype), randn(3, 6, 4, g=g, dtype=dtype), randn(3, 6, 5, g=g, dtype=dtype)
+    out, w = scaled_dot_product_attention(q, k, v, is_causal=True, return_weights=True)
+    assert w.shape == (3, 6, 6)
+    assert (w.triu(1) == 0).all()
+    assert maxerr(w.sum(-1), torch.ones(3, 6, dtype=dtype)) <= TOL[dtype]
+    ref = torch.softmax((q @ k.mT / 2.0).masked_fill(~causal_mask(6), -math.inf), dim=-1)
+    assert maxerr(w, ref) <= TOL[dtype]
+    assert maxerr(out, w @ v) <= TOL[dtype]
+
+
+def test_sdpa_gradients_match_torch_and_gradcheck():
+    g = torch.Generator().manual_seed(5)
+    q, k, v = (randn(2, 4, 3, g=g, dtype=torch.float64).requires_grad_() for _ in range(3))
+    mask = causal_mask(4)
+    assert torch.autograd.gradcheck(lambda a, b, c: scaled_dot_product_attention(a, b, c, mask=mask), (q, k, v))
+    ours = torch.autograd.grad(scaled_dot_product_attention(q, k, v, mask=mask).square().sum(), (q, k, v))
+    theirs = torch.autograd.grad(F.scaled_dot_product_attention(q, k, v, attn_mask=mask).square().sum(), (q, k, v))
+    for a, b in zip(ours, theirs):
+        assert maxerr(a, b) <= 1e-10
+
+
+# ---------------------------------------------------------------- oracle 2: nn.MultiheadAttention
+
+def copy_into(ours: MultiHeadAttention, mha: nn.MultiheadAttention) -> None:
+    """nn.MultiheadAttention's fused in_proj is our c_attn, its out_proj our c_proj: a key copy."""
+    with torch.no_grad():
+        ours.c_attn.weight.copy_(mha.in_proj_weight)
+        ours.c_proj.weight.copy_(mha.out_proj.weight)
+        if mha.in_proj_bias is not None:
+            ours.c_attn.bias.copy_(mha.in_proj_bias)
+            ours.c_proj.bias.copy_(mha.out_proj.bias)
+
+
+def pair(C, nh, bias, dtype, seed, cls=MultiHeadAttention):
+    torch.manual_seed(seed)
+    mha = nn.MultiheadAttention(C, nh, bias=bias, batch_first=True).to(dtype).eval()
+    if bias:  # torch initialises the biases to 0: make them count
+        with torch.no_grad():
+            mha.in_proj_bias.normal_()
+            mha.out_proj.bias.normal_()
+    ours = (cls(C, nh, bias=bias) if cls is not CausalSelfAttention else cls(SimpleNamespace(n_embd=C, n_head=nh, bias=bias, dropout=0.0))).to(dtype).eval()
+    copy_into(ours, mha)
+    return ours, mha
+
+
+SHAPES = [(1, 1, 4, 1), (2, 5, 8, 2), (3, 7, 12, 3), (2, 9, 16, 4), (1, 6, 6, 6)]  # (B, T, C, n_head)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("B,T,C,nh", SHAPES)
+def test_causal_self_attention_equals_nn_multihead_attention(B, T, C, nh, bias, dtype):
+    ours, mha = pair(C, nh, bias, dtype, seed=B * 100 + T, cls=CausalSelfAttention)
+    x = randn(B, T, C, g=torch.Generator().manual_seed(T), dtype=dtype)
+    with torch.no_grad():
+        # nn.MultiheadAttention's bool attn_mask means the opposite: True = NOT allowed
+        want, want_w = mha(x, x, x, attn_mask=~causal_mask(T), need_weights=True, average_attn_weights=False)
+        got, got_w = ours(x, return_weights=True)
+    assert maxerr(got, want) <= TOL[dtype]
+    assert maxerr(got_w, want_w) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("B,T,C,nh", SHAPES)
+def test_multihead_attention_with_key_padding_equals_nn(B, T, C, nh, dtype):
+    ours, mha = pair(C, nh, True, dtype, seed=7 + T)
+    g = torch.Generator().manual_seed(8 + T)
+    x = randn(B, T, C, g=g, dtype=dtype)
+    pad = torch.rand(B, T, generator=g) < 0.4  # True = padding, ignore (torch's convention)
+    pad[:, 0] = False  # at least one real token per sequence
+    with torch.no_grad():
+        want = mha(x, x, x, key_padding_mask=pad, need_weights=False)[0]
+        got = ours(x, mask=~pad[:, None, None, :])
+        assert maxerr(got, want) <= TOL[dtype]
+        # padding and causal together
+        want = mha(x, x, x, key_padding_mask=pad, attn_mask=~causal_mask(T), need_weights=False)[0]
+        got = ours(x, mask=~pad[:, None, None, :], is_causal=True)
+        assert maxerr(got, want) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("Tq,Tk", [(1, 5), (4, 7), (6, 2)])
+def test_cross_attention_equals_nn(Tq, Tk, dtype):
+    C, nh, B = 12, 3, 2
+    ours, mha = pair(C, nh, True, dtype, seed=Tq * Tk)
+    g = torch.Generator().manual_seed(Tq + Tk)
+    query, key, value = randn(B, Tq, C, g=g, dtype=dtype), randn(B, Tk, C, g=g, dtype=dtype), randn(B, Tk, C, g=g, dtype=dtype)
+    with torch.no_grad():
+        want, want_w = mha(query, key, value, average_attn_weights=False)
+        got, got_w = ours(query, key, value, return_weights=True)
+    assert maxerr(got, want) <= TOL[dtype]
+    assert maxerr(got_w, want_w) <= TOL[dtype]
+
+
+def test_fused_self_attention_equals_the_separate_projections():
+    m = MultiHeadAttention(8, 2).double()
+    x = torch.randn(2, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert maxerr(m(x), m(x, x, x)) <= 1e-12
+
+
+# ---------------------------------------------------------------- properties
+
+def test_causal_mask_values():
+    m = causal_mask(4)
+    assert m.dtype == torch.bool and m.shape == (4, 4)
+    assert m.tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
+    assert causal_mask(0).shape == (0, 0)
+    assert causal_mask(3, device="cpu").device.type == "cpu"
+
+
+def test_causal_self_attention_never_looks_ahead():
+    torch.manual_seed(0)
+    att = CausalSelfAttention(16, 4).double().eval()
+    x = torch.randn(2, 7, 16, dtype=torch.float64)
+    y = x.clone()
+    y[:, 4:] = torch.randn(2, 3, 16, dtype=torch.float64)  # change the future
+    a, b = att(x), att(y)
+    assert maxerr(a[:, :4], b[:, :4]) <= 1e-12
+    assert maxerr(a[:, 4:], b[:, 4:]) > 1e-3
+
+
+def test_split_and_merge_heads_are_inverse_reshapes():
+    x = torch.arange(2 * 3 * 6).reshape(2, 3, 6).float()
+    h = split_heads(x, 2)
+    assert h.shape == (2, 2, 3, 3)
+    assert h[0, 1, 0].tolist() == [3.0, 4.0, 5.0]  # head 1 gets channels 3..5 of position 0
+    assert torch.equal(merge_heads(h), x)
+
+
+def test_config_construction_and_parameter_names():
+    cfg = SimpleNamespace(n_embd=12, n_head=3, bias=False, dropout=0.1)
+    att = CausalSelfAttention(cfg)
+    assert (att.n_embd, att.n_head, att.dropout) == (12, 3, 0.1)
+    assert sorted(att.state_dict()) == ["c_attn.weight", "c_proj.weight"]
+    assert sorted(CausalSelfAttention(12, 3).state_dict()) == ["c_attn.bias", "c_attn.weight", "c_proj.bias", "c_proj.weight"]
+    assert att.c_attn.weight.shape == (36, 12)
+
+
+def test_dropout_only_in_training():
+    torch.manual_seed(0)
+    att = CausalSelfAttention(8, 2, dropout=0.5)
+    x = torch.randn(2, 5, 8)
+    att.eval()
+    y1, y2 = att(x), att(x)
+    assert torch.equal(y1, y2)
+    att.train()
+    assert not torch.allclose(att(x), y1)
+
+
+# ---------------------------------------------------------------- errors name the shapes
+
+@pytest.mark.parametrize(
+    "shapes,match",
+    [
+        (((2, 4, 8), (2, 5, 7), (2, 5, 3)), r"same last dim d_k.*\(2, 4, 8\).*\(2, 5, 7\)"),
+        (((2, 4, 8), (2, 5, 8), (2, 6, 3)), r"same length Tk.*\(2, 5, 8\).*\(2, 6, 3\)"),
+        (((8,), (5, 8), (5, 8)), r"q must have shape \(\.\.\., T, d\), got \(8,\)"),
+        (((2, 4, 8), (3, 5, 8), (3, 5, 8)), r"do not broadcast.*\(2, 4, 8\).*\(3, 5, 8\)"),
+    ],
+)
+def test_sdpa_shape_errors(shapes, match):
+    q, k, v = (torch.zeros(s) for s in shapes)
+    with pytest.raises(ValueError, match=match):
+        scaled_dot_product_attention(q, k, v)
+
+
+def test_sdpa_mask_errors():
+    q, k, v = torch.zeros(2, 4, 8), torch.zeros(2, 5, 8), torch.zeros(2, 5, 3)
+    with pytest.raises(ValueError, match=r"mask of shape \(4, 4\) does not broadcast.*\(2, 4, 5\)"):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 4, 5\) does not broadcast"):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(3, 4, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"bool tensor.*torch.float32"):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(4, 5))
+    with pytest.raises(ValueError, match=r"is_causal needs Tq == Tk.*\(2, 4, 8\).*\(2, 5, 8\)"):
+        scaled_dot_product_attention(q, k, v, is_causal=True)
+    with pytest.raises(ValueError, match=r"dtype"):
+        scaled_dot_product_attention(q.double(), k, v)
+    with pytest.raises(ValueError, match=r"floating-point"):
+        scaled_dot_product_attention(q.long(), k.long(), v.long())
+
+
+def test_module_errors():
+    with pytest.raises(ValueError, match=r"n_embd=10 must be divisible by n_head=3"):
+        CausalSelfAttention(10, 3)
+    with pytest.raises(ValueError, match=r"n_head is missing"):
+        CausalSelfAttention(10)
+    with pytest.raises(ValueError, match=r"n_embd and n_head"):
+        CausalSelfAttention(object())
+    att = CausalSelfAttention(8, 2)
+    with pytest.raises(ValueError, match=r"\(B, T, C=8\), got \(2, 5, 6\)"):
+        att(torch.zeros(2, 5, 6))
+    with pytest.raises(ValueError, match=r"\(B, T, C=8\), got \(5, 8\)"):
+        att(torch.zeros(5, 8))
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 3\) does not broadcast.*\(2, 2, 5, 5\)"):
+        att(torch.zeros(2, 5, 8), mask=torch.ones(3, 3, dtype=torch.bool))
+    m = MultiHeadAttention(8, 2)
+    with pytest.raises(ValueError, match=r"key and value must share \(B, Tk\).*\(2, 5, 8\).*\(2, 4, 8\)"):
+        m(torch.zeros(2, 3, 8), torch.zeros(2, 5, 8), torch.zeros(2, 4, 8))
+    with pytest.raises(ValueError, match=r"batch size"):
+        m(torch.zeros(3, 3, 8), torch.zeros(2, 5, 8), torch.zeros(2, 5, 8))
+    with pytest.raises(ValueError, match=r"C=6.*divisible by n_head=4"):
+        split_heads(torch.zeros(1, 2, 6), 4)
+    with pytest.raises(ValueError, match=r"\(B, nh, T, hs\), got \(2, 3\)"):
+        merge_heads(torch.zeros(2, 3))
+    with pytest.raises(ValueError, match=r"non-negative int"):
+        causal_mask(-1)
