@@ -1,0 +1,161 @@
+"""Chapter 00 exercises: a numerically stable softmax.
+
+Derived in chapters/00_getting_started.ipynb; practised in solutions/00_getting_started.ipynb.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lmcourse.checks import Case, Exercise, Wrong
+
+
+def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    z = x - x.max(axis=axis, keepdims=True)  # shift-invariant, and exp(z) <= 1 cannot overflow
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def _cases(seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed)
+    return [
+        Case((np.array([1.0, 2.0, 3.0]),), label="1-D"),
+        Case((rng.normal(size=(2, 5)),), label="2-D, default axis=-1"),
+        Case((rng.normal(size=(3, 4, 2)),), {"axis": 1}, label="3-D, axis=1"),
+        Case((rng.normal(size=(4, 3)).astype(np.float32),), {"axis": 0}, label="float32, axis=0"),
+        Case((np.array([[1000.0, 999.0, 998.0], [-3.0, 0.0, 3.0]]),), label="large logits (1000)"),
+        Case((np.array([[1000.0, 999.0], [-1000.0, -1001.0]]),), label="rows far apart (±1000)"),
+    ]
+
+
+def _no_max(x, axis=-1):
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(x)
+        return e / e.sum(axis=axis, keepdims=True)
+
+
+def _wrong_axis(x, axis=-1):
+    z = x - x.max(axis=0, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def _log_softmax(x, axis=-1):
+    z = x - x.max(axis=axis, keepdims=True)
+    return z - np.log(np.exp(z).sum(axis=axis, keepdims=True))
+
+
+def _global_max(x, axis=-1):
+    with np.errstate(invalid="ignore"):
+        e = np.exp(x - x.max())
+        return e / e.sum(axis=axis, keepdims=True)
+
+
+stable_softmax = Exercise(
+    id="0.1",
+    name="stable_softmax",
+    title="A numerically stable softmax",
+    reference=_softmax,
+    cases=_cases,
+    atol=1e-6,
+    rtol=1e-5,
+    wrong=[
+        Wrong(_no_max, "exp overflowed: you did not subtract the max before exp. "
+              "exp(1000) is inf in floating point, and inf/inf is nan. softmax(x) = softmax(x - max(x)), so subtract it."),
+        Wrong(_wrong_axis, "the probabilities sum to 1 along the wrong axis: use the `axis` argument "
+              "in max and sum (with keepdims=True), not a fixed axis=0."),
+        Wrong(_log_softmax, "these are log-probabilities (log-softmax): they are negative and their exp sums to 1. "
+              "Return exp(z) / sum(exp(z)), not z - log(sum(exp(z)))."),
+        Wrong(_global_max, "you subtracted the max of the whole array, not of each slice along `axis`: "
+              "a row far below the global max underflows to 0/0 = nan. Use x.max(axis=axis, keepdims=True)."),
+    ],
+    hint="softmax is shift-invariant: softmax(x) = softmax(x - c) for any constant c along the axis. "
+    "Pick c = x.max(axis=axis, keepdims=True) so the largest exponent is exp(0) = 1.",
+)
+
+
+def _logsumexp(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    m = x.max(axis=axis, keepdims=True)
+    return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def _lse_naive(x, axis=-1):
+    with np.errstate(over="ignore", divide="ignore"):
+        return np.log(np.exp(x).sum(axis=axis))
+
+
+def _lse_forgot_max(x, axis=-1):
+    m = x.max(axis=axis, keepdims=True)
+    return np.log(np.exp(x - m).sum(axis=axis))
+
+
+def _lse_keepdims(x, axis=-1):
+    m = x.max(axis=axis, keepdims=True)
+    return m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def _lse_cases(seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed + 1)
+    return [
+        Case((np.array([0.0, 0.0]),), label="log 2"),
+        Case((rng.normal(size=(3, 5)),), label="2-D, axis=-1"),
+        Case((rng.normal(size=(4, 2, 3)),), {"axis": 0}, label="3-D, axis=0"),
+        Case((np.array([[1000.0, 1000.0], [-1000.0, -999.0]]),), label="large logits (±1000)"),
+    ]
+
+
+logsumexp = Exercise(
+    id="0.2",
+    name="logsumexp",
+    title="log-sum-exp without overflow",
+    reference=_logsumexp,
+    cases=_lse_cases,
+    wrong=[
+        Wrong(_lse_naive, "exp overflowed to inf: compute m + log(sum(exp(x - m))) with m the max along the axis."),
+        Wrong(_lse_forgot_max, "you subtracted the max inside the exp but did not add it back outside the log: "
+              "log Σ exp(x) = m + log Σ exp(x - m)."),
+        Wrong(_lse_keepdims, "the axis you reduce over should disappear from the shape: "
+              "use keepdims=True only for the max you subtract, then drop that axis from the result."),
+    ],
+    hint="Factor out exp(m): Σ exp(x_i) = exp(m) Σ exp(x_i - m), so log Σ exp(x_i) = m + log Σ exp(x_i - m).",
+)
+
+
+def _softmax_t(x: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    if temperature <= 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    return _softmax(x / temperature, axis=-1)
+
+
+def _t_multiply(x, temperature=1.0):
+    return _softmax(x * temperature, axis=-1)
+
+
+def _t_after(x, temperature=1.0):
+    return _softmax(x, axis=-1) / temperature
+
+
+def _t_cases(seed: int) -> list[Case]:
+    rng = np.random.default_rng(seed + 2)
+    x = rng.normal(size=(3, 6)) * 2
+    return [
+        Case((x,), {"temperature": 1.0}, label="T=1 (plain softmax)"),
+        Case((x,), {"temperature": 0.5}, label="T=0.5 (sharper)"),
+        Case((x,), {"temperature": 4.0}, label="T=4 (flatter)"),
+        Case((np.array([500.0, 0.0, -500.0]),), {"temperature": 0.1}, label="large logits, T=0.1"),
+    ]
+
+
+softmax_temperature = Exercise(
+    id="0.3",
+    name="softmax_temperature",
+    title="Softmax with a temperature",
+    reference=_softmax_t,
+    cases=_t_cases,
+    wrong=[
+        Wrong(_t_multiply, "you multiplied the logits by the temperature: divide them, softmax(x / T), "
+              "so a low temperature sharpens and a high one flattens."),
+        Wrong(_t_after, "you divided the probabilities by T after the softmax, so they no longer sum to 1: "
+              "divide the logits before the softmax."),
+    ],
+    hint="Divide the logits by the temperature, then reuse your stable softmax along the last axis.",
+)
