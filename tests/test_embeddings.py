@@ -284,3 +284,37 @@ def test_apply_rotary_rejects_bad_shapes():
         apply_rotary(torch.zeros(5, 8), cos, sin)
     with pytest.raises(ValueError, match="cos"):
         apply_rotary(torch.zeros(4, 8), cos, sin[:, :2])
+
+
+# ----------------------------------------------------------------- chapter 03 checks
+
+def test_ch03_references_agree_with_the_library():
+    from lmcourse import embeddings as E
+    from lmcourse.exercises import ch03
+
+    for case in ch03.embed_by_matmul.cases():
+        assert torch.equal(ch03.embed_by_matmul.reference(*case.args), E.embed_by_matmul(*case.args))
+    for case in ch03.cosine_similarity.cases():
+        torch.testing.assert_close(ch03.cosine_similarity.reference(*case.args), E.cosine_similarity(*case.args))
+    for case in ch03.nearest.cases():
+        W, q, k = case.args
+        assert torch.equal(ch03.nearest.reference(W.clone(), q, k), E.nearest(W, q, k)[0])
+    for case in ch03.sinusoidal_positions.cases():
+        torch.testing.assert_close(
+            ch03.sinusoidal_positions.reference(*case.args, **case.kwargs),
+            E.sinusoidal_positions(*case.args, **case.kwargs, dtype=torch.float64), rtol=0, atol=1e-12)
+    for case in ch03.apply_rotary.cases():
+        torch.testing.assert_close(ch03.apply_rotary.reference(*case.args), E.apply_rotary(*case.args), rtol=0, atol=1e-12)
+
+
+def test_ch03_each_wrong_variant_fails_with_its_own_message():
+    from lmcourse.exercises import ch03
+
+    exercises = [ch03.embed_by_matmul, ch03.cosine_similarity, ch03.nearest, ch03.sinusoidal_positions, ch03.apply_rotary]
+    for ex in exercises:
+        assert ex.run(ex.reference).passed, ex.name
+        assert len(ex.wrong) >= 3, ex.name
+        for w in ex.wrong:
+            result = ex.run(w.fn)
+            assert result.status == "fail", (ex.name, w.fn.__name__)
+            assert w.message in result.matched, (ex.name, w.fn.__name__)
