@@ -1,0 +1,358 @@
+"""Tests for lmcourse.tokenizers. Oracle: tiktoken.Encoding built from our own merges."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lmcourse.tokenizers import (
+    GPT2_SPLIT_PATTERN,
+    GPT4_SPLIT_PATTERN,
+    BPETokenizer,
+    CharTokenizer,
+    WordPiece,
+    get_pair_counts,
+    merge,
+)
+
+tiktoken = pytest.importorskip("tiktoken")
+
+SHAKESPEARE = Path(__file__).resolve().parents[1].parent / "shared/data/tinyshakespeare.txt"
+
+# Mixed English / Chinese / emoji text, written for these tests (not from any dataset).
+MIXED_TRAIN = (
+    "The little robot found a red ball in the garden. 小机器人在花园里找到了一个红色的球。\n"
+    "She was happy 😊 and she told her friend. 她很高兴，她告诉了她的朋友。\n"
+    "Tomorrow we will go to the market 🛒 to buy apples 🍎 and bread. 明天我们去市场买苹果和面包。\n"
+    "I don't know; they're sure it'll rain. 我不知道；他们确定会下雨。 ☔☔☔\n"
+    "Numbers: 3.14159, 2718, 1000000 — and café, naïve, Zürich. 数字：三点一四。\n"
+) * 30
+MIXED_UNSEEN = (
+    "A brand-new sentence about 数学和物理 and a 🐉 dragon! 你们好吗？我们很好。"
+    " Ünïcödé ⟨math⟩ ∑x² = 42\r\n\ttabs   and    spaces   \n\n\n"
+    "日本語のテキスト、한국어 텍스트, русский текст, العربية, עברית 👩‍👩‍👧‍👦 🏳️‍🌈 "
+    "'s 'll 'VE 'Re don't WON'T 12345678901234567890 ..."
+)
+
+
+def tiktoken_from(tok: BPETokenizer) -> "tiktoken.Encoding":
+    """The oracle: a tiktoken encoding with our pattern, our merges (as ranks) and our special tokens."""
+    return tiktoken.Encoding(
+        name="lmcourse-test",
+        pat_str=tok.pattern,
+        mergeable_ranks=tok.mergeable_ranks(),
+        special_tokens=dict(tok.special_tokens),
+    )
+
+
+def slow_train(text: str, vocab_size: int, pattern: str) -> dict[tuple[int, int], int]:
+    """The textbook trainer: recount every pair over every chunk occurrence after every merge.
+
+    Same tie-break as the library: highest count, then the smallest pair (left id, right id).
+    """
+    import regex
+
+    chunks = regex.findall(pattern, text) if pattern else [text]
+    seqs = [list(c.encode("utf-8")) for c in chunks]
+    merges = {}
+    for r in range(vocab_size - 256):
+        stats: dict[tuple[int, int], int] = {}
+        for s in seqs:
+            for p in zip(s, s[1:]):
+                stats[p] = stats.get(p, 0) + 1
+        if not stats:
+            break
+        best = min(stats, key=lambda p: (-stats[p], p))
+        merges[best] = 256 + r
+        seqs = [merge(s, best, 256 + r) for s in seqs]
+    return merges
+
+
+@pytest.fixture(scope="module")
+def shakespeare() -> str:
+    if not SHAKESPEARE.exists():
+        pytest.skip(f"{SHAKESPEARE} not present")
+    return SHAKESPEARE.read_text(encoding="utf-8")
+
+
+@pytest.fixture(scope="module")
+def mixed_tok() -> BPETokenizer:
+    return BPETokenizer("gpt4", special_tokens=["<|endoftext|>", "<|pad|>"]).train(MIXED_TRAIN, 500)
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def test_pair_counts_overlap_and_order():
+    assert get_pair_counts([1, 1, 1]) == {(1, 1): 2}
+    assert list(get_pair_counts([3, 1, 2, 3, 1])) == [(3, 1), (1, 2), (2, 3)]
+    assert get_pair_counts([3, 1, 2, 3, 1])[(3, 1)] == 2
+    assert get_pair_counts([]) == {} and get_pair_counts([7]) == {}
+
+
+def test_merge_is_left_to_right_non_overlapping():
+    assert merge([1, 1, 1], (1, 1), 9) == [9, 1]
+    assert merge([1, 1, 1, 1], (1, 1), 9) == [9, 9]
+    assert merge([1, 2, 3, 1, 2], (1, 2), 9) == [9, 3, 9]
+    assert merge([2, 1], (1, 2), 9) == [2, 1]
+
+
+# ------------------------------------------------------------------------------ textbook case
+
+
+def test_textbook_aaabdaaabac():
+    # Wikipedia's example: aa -> Z, ab -> Y, ZY -> X gives "XdXac".
+    tok = BPETokenizer(pattern="").train("aaabdaaabac", 259)
+    assert tok.merges == {(97, 97): 256, (97, 98): 257, (256, 257): 258}
+    assert tok.vocab[258] == b"aaab"
+    assert tok.encode("aaabdaaabac") == [258, 100, 258, 97, 99]
+    assert tok.tokens("aaabdaaabac") == ["aaab", "d", "aaab", "a", "c"]
+    assert tok.decode([258, 100, 258, 97, 99]) == "aaabdaaabac"
+    # asking for more merges than there are pairs stops early, with a consistent vocabulary
+    big = BPETokenizer(pattern="").train("aaabdaaabac", 300)
+    assert big.encode("aaabdaaabac") == [len(big.merges) + 255]
+    assert big.vocab_size == 256 + len(big.merges)
+
+
+def test_tie_break_is_highest_count_then_smallest_pair():
+    # "ab" and "cd" both occur twice; (97, 98) < (99, 100), so "ab" is merged first.
+    tok = BPETokenizer(pattern="").train("cdabcdab", 257)
+    assert tok.merges == {(97, 98): 256}
+    tok = BPETokenizer(pattern="").train("cdcdcdab", 257)  # "cd" three times wins on count
+    assert tok.merges == {(99, 100): 256}
+
+
+# ----------------------------------------------------------- incremental == slow reference
+
+
+@pytest.mark.parametrize("pattern", [GPT4_SPLIT_PATTERN, GPT2_SPLIT_PATTERN, ""])
+def test_incremental_training_equals_slow_reference(pattern):
+    text = MIXED_TRAIN[:3000]
+    fast = BPETokenizer(pattern).train(text, 256 + 120)
+    assert fast.merges == slow_train(text, 256 + 120, pattern)
+    assert len(fast.merges) == 120
+
+
+def test_incremental_training_equals_slow_reference_on_shakespeare(shakespeare):
+    text = shakespeare[:6000]
+    assert BPETokenizer("gpt2").train(text, 256 + 150).merges == slow_train(text, 256 + 150, GPT2_SPLIT_PATTERN)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(alphabet="ab c\nd", max_size=120), st.integers(0, 40))
+def test_incremental_training_equals_slow_reference_property(text, n_merges):
+    for pattern in (GPT4_SPLIT_PATTERN, ""):
+        assert BPETokenizer(pattern).train(text, 256 + n_merges).merges == slow_train(text, 256 + n_merges, pattern)
+
+
+# ------------------------------------------------------------------------- tiktoken oracle
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4"])
+def test_ids_equal_tiktoken_on_tinyshakespeare(shakespeare, pattern):
+    tok = BPETokenizer(pattern).train(shakespeare[:200_000], 256 + 512)
+    assert len(tok.merges) == 512
+    enc = tiktoken_from(tok)
+    text = shakespeare[:1_000_000]
+    ids = tok.encode(text)
+    assert ids == enc.encode_ordinary(text)
+    assert len(ids) < len(text.encode("utf-8")) / 2  # the merges really compress
+    assert tok.decode(ids) == text
+
+
+def test_ids_equal_tiktoken_on_mixed_text(mixed_tok):
+    enc = tiktoken_from(mixed_tok)
+    # merges that glue the 3 UTF-8 bytes of a Chinese character back together were learned
+    assert any(b.decode("utf-8", "ignore") == "球" for b in mixed_tok.vocab.values())
+    for text in (MIXED_TRAIN, MIXED_UNSEEN, MIXED_UNSEEN * 3, ""):
+        assert mixed_tok.encode(text) == enc.encode_ordinary(text)
+    for pattern in ("gpt2", ""):
+        tok = BPETokenizer(pattern).train(MIXED_TRAIN, 600)
+        if pattern == "":  # tiktoken always pre-splits; a pattern matching everything = no split
+            enc = tiktoken.Encoding(name="nosplit", pat_str=r"[\s\S]+", mergeable_ranks=tok.mergeable_ranks(),
+                                    special_tokens={})
+        else:
+            enc = tiktoken_from(tok)
+        assert tok.encode(MIXED_UNSEEN) == enc.encode_ordinary(MIXED_UNSEEN)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(max_size=200))
+def test_ids_equal_tiktoken_on_arbitrary_unicode(mixed_tok, text):
+    assert mixed_tok.encode(text, allowed_special="none") == tiktoken_from(mixed_tok).encode_ordinary(text)
+
+
+# ------------------------------------------------------------------------------- round trip
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text())
+def test_decode_encode_roundtrip_arbitrary_unicode(mixed_tok, text):
+    assert mixed_tok.decode(mixed_tok.encode(text, allowed_special="none")) == text
+
+
+@pytest.mark.parametrize("pattern", ["gpt2", "gpt4", ""])
+@pytest.mark.parametrize("text", ["", "a" * 5000, " " * 3000, "\n" * 1000, "🙂" * 700, "的" * 2000,
+                                  "ab" * 2500 + "\x00\ud7ff\ue000\U0010ffff"])
+def test_roundtrip_edge_cases(pattern, text):
+    tok = BPETokenizer(pattern).train("aaaa bbbb 的的的 🙂🙂 " * 20 + "a" * 300, 300)
+    ids = tok.encode(text)
+    assert tok.decode(ids) == text
+    if text == "a" * 5000 and pattern:
+        assert len(ids) < 5000  # long repeats compress
+    if pattern:
+        assert ids == tiktoken_from(tok).encode_ordinary(text)
+
+
+def test_decode_of_cut_character_uses_replacement_char():
+    tok = BPETokenizer("gpt4")
+    ids = tok.encode("的")
+    assert ids == list("的".encode("utf-8")) and len(ids) == 3
+    assert tok.decode(ids[:2]) == "\ufffd"
+    assert tok.token_str(ids[0]) == "\\xe7"
+    with pytest.raises(ValueError, match="not in the vocabulary"):
+        tok.decode([10_000])
+
+
+# ---------------------------------------------------------------------------- special tokens
+
+
+def test_special_tokens(mixed_tok):
+    tok = mixed_tok
+    assert tok.special_tokens == {"<|endoftext|>": 500, "<|pad|>": 501} and tok.vocab_size == 502
+    text = "Once upon a time.<|endoftext|>小机器人<|pad|><|pad|>"
+    ids = tok.encode(text, allowed_special="all")
+    assert ids.count(500) == 1 and ids.count(501) == 2
+    enc = tiktoken_from(tok)
+    assert ids == enc.encode(text, allowed_special="all")
+    assert tok.decode(ids) == text
+    # allowing a subset: the other one is ordinary text
+    ids_eot = tok.encode(text, allowed_special={"<|endoftext|>"})
+    assert 500 in ids_eot and 501 not in ids_eot
+    assert ids_eot == enc.encode(text, allowed_special={"<|endoftext|>"}, disallowed_special=())
+    # 'none' encodes them as ordinary text, 'none_raise' (default) refuses like tiktoken
+    assert tok.encode(text, allowed_special="none") == enc.encode_ordinary(text)
+    with pytest.raises(ValueError, match="special token '<\\|endoftext\\|>'"):
+        tok.encode(text)
+    with pytest.raises(ValueError, match="unknown special tokens"):
+        tok.encode(text, allowed_special={"<|nope|>"})
+    assert tok.token_str(500) == "<|endoftext|>"
+
+
+def test_special_tokens_are_not_trained_on():
+    text = "hello<|endoftext|>" * 200
+    tok = BPETokenizer("gpt4", special_tokens=["<|endoftext|>"]).train(text, 300)
+    assert not any(b"endof" in b or b"|>" in b for b in tok.vocab.values())
+    plain = BPETokenizer("gpt4").train(text, 300)
+    assert any(b"endof" in b for b in plain.vocab.values())  # without registering, it would be
+
+
+# ------------------------------------------------------------------------------ save / load
+
+
+def test_save_load_roundtrip(mixed_tok, tmp_path):
+    path = mixed_tok.save(tmp_path / "sub" / "mixed.bpe")
+    assert sorted(os.listdir(path.parent)) == ["mixed.bpe"]  # atomic: no temporary file left over
+    content = path.read_text(encoding="utf-8")
+    assert content.startswith("lmcourse-bpe 1\n") and '"<|endoftext|>"' in content
+    assert any(line.endswith('"球"') for line in content.splitlines())  # human-readable tokens
+    tok = BPETokenizer.load(path)
+    assert tok.pattern == mixed_tok.pattern
+    assert tok.merges == mixed_tok.merges and tok.vocab == mixed_tok.vocab
+    assert tok.special_tokens == mixed_tok.special_tokens
+    assert tok.encode(MIXED_UNSEEN + "<|pad|>", "all") == mixed_tok.encode(MIXED_UNSEEN + "<|pad|>", "all")
+    # overwriting keeps a valid file; a foreign file is rejected with a clear message
+    BPETokenizer("gpt2").save(path)
+    assert BPETokenizer.load(path).pattern == GPT2_SPLIT_PATTERN
+    bad = tmp_path / "bad.txt"
+    bad.write_text("not a tokenizer\n")
+    with pytest.raises(ValueError, match="not a 'lmcourse-bpe 1' file"):
+        BPETokenizer.load(bad)
+
+
+def test_truncated_is_the_tokenizer_after_k_merges():
+    tok = BPETokenizer(pattern="").train("aaabdaaabac", 259)
+    assert tok.truncated(0).encode("aaabdaaabac") == list(b"aaabdaaabac")
+    assert tok.truncated(1).tokens("aaabdaaabac") == ["aa", "a", "b", "d", "aa", "a", "b", "a", "c"]
+    assert tok.truncated(2).tokens("aaabdaaabac") == ["aa", "ab", "d", "aa", "ab", "a", "c"]
+    assert tok.truncated(3).encode("aaabdaaabac") == tok.encode("aaabdaaabac")
+    with pytest.raises(ValueError, match="num_merges must be in 0..3"):
+        tok.truncated(4)
+
+
+def test_bad_vocab_size():
+    with pytest.raises(ValueError, match="vocab_size must be >= 256"):
+        BPETokenizer().train("abc", 100)
+
+
+# ---------------------------------------------------------------------------- characters
+
+
+def test_char_tokenizer():
+    tok = CharTokenizer.fit("hello world")
+    assert tok.itos == [" ", "d", "e", "h", "l", "o", "r", "w"] and tok.vocab_size == 8 == len(tok)
+    assert tok.encode("hello") == [3, 2, 4, 4, 5]
+    assert tok.decode(tok.encode("world hello")) == "world hello"
+    with pytest.raises(ValueError, match=r"'z' \(U\+007A\) at position 3"):
+        tok.encode("oldz")
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        tok.decode([8])
+    assert tok.encode("") == [] and tok.decode([]) == ""
+
+
+# ----------------------------------------------------------------------------- WordPiece
+
+# The vocabulary and expected outputs follow the reference BERT tokenizer's own unit tests.
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "want", "##want", "##ed", "wa", "un", "runn",
+         "##ing", ",", "low", "lowest", "!", "?", "hello", "how", "are", "you", "ah", "\u535a", "\u63a8",
+         "zz", "hallo", "##aff", "##able", "café"]
+
+
+@pytest.fixture
+def wp(tmp_path) -> WordPiece:
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
+    return WordPiece.from_file(path)
+
+
+def test_wordpiece_greedy_longest_match_first(wp):
+    assert wp.vocab_size == len(VOCAB) and wp.vocab["want"] == 5
+    assert wp.tokenize("unwanted running") == ["un", "##want", "##ed", "runn", "##ing"]
+    assert wp.tokenize("unwantedX running") == ["[UNK]", "runn", "##ing"]
+    assert wp.tokenize("lowest") == ["lowest"]  # longest match, not "low" + ...
+    assert wp.tokenize("unaffable") == ["un", "##aff", "##able"]
+    assert wp.tokenize("") == []
+    assert wp.encode("unwanted running") == [9, 6, 7, 10, 11]
+
+
+def test_wordpiece_basic_tokenization(wp):
+    assert wp.basic_tokenize(" \tHeLLo!how  \n Are yoU?  ") == ["hello", "!", "how", "are", "you", "?"]
+    assert wp.basic_tokenize(" \tHäLLo!how  \n Are yoU?  ") == ["hallo", "!", "how", "are", "you", "?"]
+    assert wp.basic_tokenize("ah\u535a\u63a8zz") == ["ah", "\u535a", "\u63a8", "zz"]
+    assert wp.basic_tokenize("a\x00b\u200bc\ufffd") == ["abc"]  # control / format characters dropped
+    cased = WordPiece(VOCAB, lowercase=False)
+    assert cased.basic_tokenize(" \tHäLLo!how  \n Are yoU?  ") == ["HäLLo", "!", "how", "Are", "yoU", "?"]
+    cased_strip = WordPiece(VOCAB, lowercase=False, strip_accents=True)
+    assert cased_strip.basic_tokenize(" \tHäLLo!how  \n Are yoU?  ") == ["HaLLo", "!", "how", "Are", "yoU", "?"]
+    keep_accents = WordPiece(VOCAB, lowercase=True, strip_accents=False)
+    assert keep_accents.tokenize("Café!") == ["café", "!"]
+    assert wp.tokenize("Café!") == ["[UNK]", "!"]  # "cafe" is not in the vocabulary
+    assert wp.basic_tokenize("[CLS] hi [SEP] $5") == ["[CLS]", "hi", "[SEP]", "$", "5"]
+
+
+def test_wordpiece_special_tokens_truncation_decode(wp):
+    ids = wp.encode("hello, how are you?", add_special_tokens=True)
+    assert ids[0] == 2 and ids[-1] == 3
+    assert wp.decode(ids) == "[CLS] hello , how are you ? [SEP]"
+    pair = wp.encode("hello", "unwanted", add_special_tokens=True)
+    assert pair == [2, 17, 3, 9, 6, 7, 3]
+    assert wp.encode("hello", "unwanted", add_special_tokens=True, max_length=5) == [2, 17, 3, 9, 3]
+    assert wp.decode(wp.encode("unwanted running")) == "unwanted running"
+    with pytest.raises(ValueError, match="max_length=1"):
+        wp.encode("hello", add_special_tokens=True, max_length=1)
+    with pytest.raises(ValueError, match="unknown token"):
+        WordPiece(["a", "b"])
+    assert WordPiece(VOCAB, max_input_chars_per_word=3).tokenize("hello wa") == ["[UNK]", "wa"]
