@@ -285,6 +285,8 @@ class BPETokenizer(Tokenizer):
 
     def _encode_chunk(self, chunk: str) -> list[int]:
         ids = list(chunk.encode("utf-8"))
+        if len(ids) > 128:
+            return self._encode_long(ids)
         merges = self.merges
         while len(ids) >= 2:
             # the adjacent pair with the lowest rank (= smallest new id); none left -> done
@@ -293,6 +295,29 @@ class BPETokenizer(Tokenizer):
                 break
             ids = merge(ids, pair, merges[pair])
         return ids
+
+    def _encode_long(self, ids: list[int]) -> list[int]:
+        """The same merges for a long chunk in O(n log n): a linked list plus a heap of
+        (rank, position) candidates, so the lowest rank goes first and, among equal ranks, the
+        leftmost (which is what merging all occurrences left to right does)."""
+        merges, n = self.merges, len(ids)
+        tok, nxt, prv, alive = list(ids), list(range(1, n + 1)), list(range(-1, n - 1)), [True] * n
+        heap = [(merges[p], i) for i, p in enumerate(zip(ids, ids[1:])) if p in merges]
+        heapq.heapify(heap)
+        while heap:
+            rank, i = heapq.heappop(heap)
+            j = nxt[i]
+            if not alive[i] or j >= n or merges.get((tok[i], tok[j])) != rank:
+                continue  # stale candidate: one of its two tokens has changed since
+            tok[i], alive[j], nxt[i] = rank, False, nxt[j]
+            if nxt[j] < n:
+                prv[nxt[j]] = i
+            p, k = prv[i], nxt[i]
+            if p >= 0 and (tok[p], rank) in merges:
+                heapq.heappush(heap, (merges[(tok[p], rank)], p))
+            if k < n and (rank, tok[k]) in merges:
+                heapq.heappush(heap, (merges[(rank, tok[k])], i))
+        return [t for t, a in zip(tok, alive) if a]
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode `text`, treating special-token strings as ordinary text."""

@@ -356,3 +356,30 @@ def test_wordpiece_special_tokens_truncation_decode(wp):
     with pytest.raises(ValueError, match="unknown token"):
         WordPiece(["a", "b"])
     assert WordPiece(VOCAB, max_input_chars_per_word=3).tokenize("hello wa") == ["[UNK]", "wa"]
+
+
+# --------------------------------------------------------------- long chunks (heap path)
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.text(alphabet="ab c", max_size=100))
+def test_long_chunk_path_equals_simple_path(text):
+    tok = BPETokenizer(pattern="").train("abab cabba aaab ccab " * 5 + "a" * 40, 256 + 40)
+    ids = list(text.encode("utf-8"))
+    simple = list(ids)
+    while len(simple) >= 2:  # the textbook loop: lowest-rank pair, all its occurrences, repeat
+        pair = min(zip(simple, simple[1:]), key=lambda p: tok.merges.get(p, 1 << 62))
+        if pair not in tok.merges:
+            break
+        simple = merge(simple, pair, tok.merges[pair])
+    assert tok._encode_long(ids) == simple
+
+
+def test_long_chinese_chunk_equals_tiktoken():
+    import random
+
+    rng = random.Random(0)
+    text = "".join(rng.choice("的一是不了人我在有他这中大来上国个到说们为子和你") for _ in range(5000))
+    tok = BPETokenizer("gpt4").train(text[:2000], 400)
+    assert len(tok.split(text)) == 1  # one 15,000-byte chunk
+    assert tok.encode(text) == tiktoken_from(tok).encode_ordinary(text)
