@@ -372,3 +372,58 @@ def test_attention_mask_and_grad_out_errors():
         losses.attention_backward(q, k, v, torch.zeros(2, 5, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="int64"):
         losses.attention_forward(q.long(), k, v)
+
+
+# --------------------------------------------------------------------------------------
+# chapter 05 exercises: plain-code references equal the library, mistakes get their message
+
+
+def test_ch05_references_equal_the_library():
+    from lmcourse.exercises import ch05
+
+    for case in ch05.cross_entropy.cases():
+        (x, t), kw = case.args, case.kwargs
+        ref = F.cross_entropy(x, t, ignore_index=kw.get("ignore_index", -100))
+        assert _max_err(ch05._cross_entropy(x, t, **kw), losses.cross_entropy(x, t, **kw)) <= 1e-5, case.label
+        assert _max_err(losses.cross_entropy(x, t, **kw), ref) <= 1e-5, case.label
+    for case in ch05.cross_entropy_grad.cases():
+        assert _max_err(ch05._cross_entropy_grad(*case.args), losses.cross_entropy_grad(*case.args)) <= 1e-6
+    for case in ch05.label_smoothed_cross_entropy.cases():
+        (x, t), eps = case.args, case.kwargs["eps"]
+        assert _max_err(ch05._smoothed_ce(x, t, eps), losses.cross_entropy(x, t, label_smoothing=eps)) <= 1e-5
+    for case in ch05.attention_backward.cases():
+        q, k, v, d_out = case.args
+        t = q.shape[-2]
+        mask = torch.ones(t, t, dtype=torch.bool).tril() if case.kwargs.get("causal") else None
+        ours = ch05._attention_backward(*case.args, **case.kwargs)
+        for a, b in zip(ours, losses.attention_backward(q, k, v, d_out, mask)):
+            assert _max_err(a, b) <= 1e-12, case.label
+    for case in ch05.add_alpha.cases():
+        (c,), alpha = case.args, case.kwargs["alpha"]
+        est = ch05._add_alpha(c, alpha)
+        assert abs(est.sum().item() - 1.0) < 1e-12
+
+
+def test_ch05_each_wrong_variant_gets_its_own_message():
+    from lmcourse.exercises import ch05
+
+    exercises = [ch05.cross_entropy, ch05.cross_entropy_grad, ch05.label_smoothed_cross_entropy,
+                 ch05.attention_backward, ch05.add_alpha]
+    for ex in exercises:
+        assert ex.run(ex.reference).passed, ex.name
+        for w in ex.wrong:
+            result = ex.run(w.fn)
+            assert result.status == "fail" and result.matched == [w.message], (ex.name, w.fn.__name__)
+
+
+def test_ch05_naive_log_sum_exp_is_told_about_overflow():
+    from lmcourse.exercises import ch05
+
+    def naive_lse(logits, targets, ignore_index=-100):
+        logp = logits - torch.log(torch.exp(logits).sum(dim=1, keepdim=True))
+        keep = targets != ignore_index
+        safe = torch.where(keep, targets, torch.zeros_like(targets))
+        return -(logp[torch.arange(len(targets)), safe] * keep).sum() / keep.sum()
+
+    result = ch05.cross_entropy.run(naive_lse)
+    assert result.status == "fail" and "overflow" in result.matched[0]
