@@ -46,6 +46,23 @@ def _exercises(args) -> int:
     return 2
 
 
+def _readme(args) -> int:
+    from .course import update_readme
+    from .notebooks import ROOT, write_atomic
+
+    readme = ROOT / "README.md"
+    want = update_readme(readme, ROOT)
+    if args.check:
+        if readme.read_text(encoding="utf-8") != want:
+            print("README.md's course map is out of date: run `make readme`", file=sys.stderr)
+            return 1
+        print("README.md's course map is up to date")
+        return 0
+    write_atomic(readme, want)
+    print("README.md: course map updated")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmcourse", description="The lmcourse command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -65,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", nargs="?", choices=["build", "check"], help="build (default) or check")
     p.add_argument("--check", action="store_true", help="exit 1 and list every notebook that build would change")
     p.set_defaults(func=_exercises)
+
+    p = sub.add_parser("readme", help="regenerate the README's course map from lmcourse/course.py")
+    p.add_argument("--check", action="store_true", help="exit 1 when the course map is out of date")
+    p.set_defaults(func=_readme)
 
     args = parser.parse_args(argv)
     return args.func(args)

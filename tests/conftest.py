@@ -1,0 +1,28 @@
+"""Shared test fixtures. Tests are hermetic: tmp_path for files, no network, no wall clock."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--update-snapshots",
+        action="store_true",
+        default=False,
+        help="rewrite the .npz snapshots under tests/snapshots instead of comparing with them",
+    )
+
+
+@pytest.fixture
+def update_snapshots(request) -> bool:
+    return request.config.getoption("--update-snapshots")
+
+
+@pytest.fixture(scope="session")
+def root() -> Path:
+    return ROOT

@@ -1,0 +1,87 @@
+"""setup(), device(), doctor() and the `lmcourse doctor` command."""
+from __future__ import annotations
+
+import io
+import random
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import lmcourse
+from lmcourse import environment
+from lmcourse.cli import main as cli
+
+
+def _draws():
+    return random.random(), float(np.random.rand()), float(torch.rand(1))
+
+
+def test_setup_seeds_python_numpy_and_torch():
+    lmcourse.setup(seed=123)
+    a = _draws()
+    lmcourse.setup(seed=123)
+    assert _draws() == a
+    lmcourse.setup(seed=124)
+    assert _draws() != a
+
+
+def test_setup_returns_what_it_chose_and_pins_threads(monkeypatch):
+    before = torch.get_num_threads()
+    try:
+        env = lmcourse.setup(seed=0, threads=1)
+        assert env.threads == 1 == torch.get_num_threads()
+        assert env.device == lmcourse.device() and env.seed == 0
+        monkeypatch.setenv("LMCOURSE_NUM_THREADS", "2")
+        assert lmcourse.setup().threads == 2
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("kwargs,needle", [({"seed": -1}, "seed"), ({"seed": 1.5}, "seed"), ({"threads": 0}, "threads")])
+def test_setup_rejects_bad_values(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        lmcourse.setup(**kwargs)
+
+
+def test_setup_rejects_bad_thread_env(monkeypatch):
+    monkeypatch.setenv("LMCOURSE_NUM_THREADS", "two")
+    with pytest.raises(ValueError, match="LMCOURSE_NUM_THREADS"):
+        lmcourse.setup()
+
+
+def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert lmcourse.device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert lmcourse.device().type == "mps"
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert lmcourse.device().type == "cpu"
+
+
+def test_doctor_reports_versions_device_threads_widgets_extras():
+    out = io.StringIO()
+    assert environment.doctor(file=out) is True
+    text = out.getvalue()
+    for name in ("python", "torch", "numpy", "matplotlib", "ipywidgets", "jupyterlab", "device", "threads", "widgets", "extra dev", "extra hf"):
+        assert name in text, name
+    assert torch.__version__ in text
+
+
+def test_doctor_fails_with_a_fix_when_something_required_is_missing(monkeypatch):
+    real = environment._version
+    monkeypatch.setattr(environment, "_version", lambda d: None if d == "matplotlib" else real(d))
+    out = io.StringIO()
+    assert environment.doctor(file=out) is False
+    text = out.getvalue()
+    assert "matplotlib  MISSING" in text and "fix: run `make lab`" in text
+    assert cli(["doctor"]) == 1
+
+
+def test_doctor_command_runs_as_a_console_script():
+    proc = subprocess.run([sys.executable, "-m", "lmcourse.cli", "doctor"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "doctor: all required packages present" in proc.stdout

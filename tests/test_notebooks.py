@@ -1,0 +1,231 @@
+"""Notebook tooling: the exercise generator, the sync check, conventions, and nbval's teeth."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lmcourse import notebooks as nbt
+from lmcourse.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _nb(*sources, kind="code"):
+    cells = [nbformat.v4.new_code_cell(s) if kind == "code" else nbformat.v4.new_markdown_cell(s) for s in sources]
+    for i, c in enumerate(cells):
+        c["id"] = f"c{i}"
+    return nbformat.v4.new_notebook(cells=cells, metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+
+
+def _write(path: Path, nb) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(nbt.dumps(nb))
+    return path
+
+
+SOLVED = '''def f(x):
+    """Doc."""
+    ### BEGIN SOLUTION
+    y = x + 1
+    return y
+    ### END SOLUTION
+
+class A:
+    def g(self):
+        ### BEGIN SOLUTION
+        return 2
+        ### END SOLUTION
+'''
+
+
+def test_build_replaces_solutions_keeping_indentation_and_numbers(tmp_path):
+    src = _write(tmp_path / "solutions" / "04_x.ipynb", _nb(SOLVED, "### BEGIN SOLUTION\nz = 3\n### END SOLUTION\nprint(z)"))
+    nb = nbt.build_exercise(src)
+    first, second = nb.cells[0].source, nb.cells[1].source
+    assert '    """Doc."""\n    raise NotImplementedError("Exercise 4.1")\n' in first
+    assert '        raise NotImplementedError("Exercise 4.2")' in first
+    assert "y = x + 1" not in first and "return 2" not in first and "BEGIN" not in first
+    assert second == 'raise NotImplementedError("Exercise 4.3")\nprint(z)'
+
+
+def test_build_drops_hidden_tests_and_outputs(tmp_path):
+    nb = _nb("x = 1\n### BEGIN HIDDEN TESTS\nassert x == 1\n### END HIDDEN TESTS\nprint(x)")
+    nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
+    nb.cells[0].execution_count = 3
+    out = nbt.build_exercise(_write(tmp_path / "solutions" / "01_a.ipynb", nb))
+    assert out.cells[0].source == "x = 1\nprint(x)"
+    assert out.cells[0].outputs == [] and out.cells[0].execution_count is None
+
+
+def test_markdown_solution_becomes_placeholder(tmp_path):
+    nb = _nb("Answer:\n### BEGIN SOLUTION\nBecause softmax is shift-invariant.\n### END SOLUTION", kind="md")
+    out = nbt.build_exercise(_write(tmp_path / "solutions" / "02_b.ipynb", nb))
+    assert out.cells[0].source == f"Answer:\n{nbt.MARKDOWN_PLACEHOLDER}"
+
+
+@pytest.mark.parametrize(
+    "source,needle",
+    [
+        ("### BEGIN SOLUTION\nx = 1", "unterminated solution"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION\n### END SOLUTION", "cannot nest"),
+        ("### BEGIN HIDDEN TESTS\n### BEGIN SOLUTION\n### END SOLUTION\n### END HIDDEN TESTS", "cannot nest"),
+        ("x = 1\n### END SOLUTION", "without a matching BEGIN"),
+        ("### BEGIN HIDDEN TESTS\nassert 1", "unterminated hidden"),
+        ("### BEGIN SOLUTION\n### END HIDDEN TESTS", "without a matching BEGIN"),
+    ],
+)
+def test_bad_markers_are_refused_naming_file_and_cell(tmp_path, source, needle):
+    src = _write(tmp_path / "solutions" / "03_c.ipynb", _nb("ok = 1", source))
+    with pytest.raises(nbt.MarkerError, match=needle) as info:
+        nbt.build_exercise(src)
+    assert "03_c.ipynb cell 2" in str(info.value)
+
+
+def _mini_repo(tmp_path: Path) -> Path:
+    _write(tmp_path / "solutions" / "00_a.ipynb", _nb(SOLVED))
+    _write(tmp_path / "solutions" / "01_b.ipynb", _nb("print(1)"))
+    (tmp_path / "exercises").mkdir()
+    return tmp_path
+
+
+def test_check_exercises_detects_missing_edited_and_stale(tmp_path):
+    repo = _mini_repo(tmp_path)
+    assert set(nbt.check_exercises(repo)) == {"exercises/00_a.ipynb: missing", "exercises/01_b.ipynb: missing"}
+    nbt.build_exercises(repo)
+    assert nbt.check_exercises(repo) == []
+    # An edit to a solution's code makes the generated exercise stale.
+    sol = nbformat.read(repo / "solutions" / "01_b.ipynb", as_version=4)
+    sol.cells[0].source = "print(2)"
+    _write(repo / "solutions" / "01_b.ipynb", sol)
+    assert nbt.check_exercises(repo) == ["exercises/01_b.ipynb: differs from what `lmcourse exercises build` writes"]
+    # A hand edit to an exercise is caught too, and so is an orphan.
+    nbt.build_exercises(repo)
+    (repo / "exercises" / "00_a.ipynb").write_text((repo / "exercises" / "00_a.ipynb").read_text().replace("Exercise 0.1", "Exercise 9.9"))
+    _write(repo / "exercises" / "07_orphan.ipynb", _nb("x"))
+    assert set(nbt.check_exercises(repo)) == {
+        "exercises/00_a.ipynb: differs from what `lmcourse exercises build` writes",
+        "exercises/07_orphan.ipynb: has no solutions/07_orphan.ipynb",
+    }
+    nbt.build_exercises(repo)
+    assert nbt.check_exercises(repo) == [] and not (repo / "exercises" / "07_orphan.ipynb").exists()
+
+
+def test_cli_exercises_check_exit_codes(tmp_path, monkeypatch, capsys):
+    repo = _mini_repo(tmp_path)
+    orig_check, orig_build = nbt.check_exercises, nbt.build_exercises
+    monkeypatch.setattr(nbt, "check_exercises", lambda root=None: orig_check(repo))
+    monkeypatch.setattr(nbt, "build_exercises", lambda root=None: orig_build(repo))
+    assert cli(["exercises", "--check"]) == 1
+    assert "exercises/00_a.ipynb: missing" in capsys.readouterr().out
+    assert cli(["exercises", "build"]) == 0
+    assert cli(["exercises", "--check"]) == 0
+
+
+def test_the_repository_exercises_are_in_sync():
+    problems = nbt.check_exercises(ROOT)
+    assert problems == [], "run `make exercises`:\n" + "\n".join(problems)
+
+
+def test_write_atomic_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+
+    def boom(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(nbt.os, "replace", boom)
+    with pytest.raises(KeyboardInterrupt):
+        nbt.write_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
+
+
+# -- conventions over every course notebook ----------------------------------------------
+COURSE = sorted(p for d in ("chapters", "solutions", "exercises") for p in (ROOT / d).glob("*.ipynb"))
+
+
+@pytest.mark.parametrize("path", COURSE, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_first_code_cell_is_the_setup_cell(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and code[0].source == nbt.SETUP_CELL, f"{path.name}: the first code cell must be lmcourse.notebooks.SETUP_CELL"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3"
+
+
+@pytest.mark.parametrize("path", COURSE, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_stored_outputs_policy(path):
+    nb = nbformat.read(path, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    if path.parent.name == "exercises":
+        assert all(not c.outputs for c in code), "exercises are stored without outputs"
+        return
+    assert any(c.outputs for c in code), f"{path.name}: no stored outputs; run `make notebooks`"
+    for c in code:
+        assert all(o.output_type != "error" for o in c.outputs), f"{path.name}: a stored error"
+        text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in c.outputs)
+        assert "<matplotlib." not in text and " at 0x" not in text, f"{path.name}: an object repr is stored; end plot cells with plt.show()"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("*.ipynb")), ids=lambda p: p.name)
+def test_solutions_have_exercises_with_checks(path):
+    nb = nbformat.read(path, as_version=4)
+    text = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    n = text.count(nbt.BEGIN_SOLUTION)
+    assert n >= 1, f"{path.name}: no ### BEGIN SOLUTION block"
+    assert text.count(".check(") >= 1, f"{path.name}: no check call"
+
+
+def test_course_notebook_names_follow_the_course_map():
+    from lmcourse.course import CHAPTERS
+
+    names = {c.filename for c in CHAPTERS}
+    for path in COURSE:
+        assert path.name in names, f"{path}: not in lmcourse/course.py CHAPTERS"
+
+
+def test_timings_are_recorded_and_within_budget():
+    budgets = {"chapters": 120, "solutions": 60, "exercises": 30}
+    timings = json.loads((ROOT / "tests" / "notebook_timings.json").read_text())
+    for path in COURSE:
+        key = f"{path.parent.name}/{path.name}"
+        assert key in timings, f"{key}: no recorded run time; run `make notebooks`"
+        assert timings[key] <= budgets[path.parent.name], f"{key}: {timings[key]} s recorded, budget {budgets[path.parent.name]} s"
+
+
+# -- nbval has teeth ----------------------------------------------------------------------
+def _nbval(path: Path, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+         "--nbval-sanitize-with", str(ROOT / "tests" / "nbval_sanitize.cfg"), str(path)],
+        cwd=cwd, capture_output=True, text=True, timeout=600,
+    )
+
+
+def test_tampered_stored_output_fails_nbval(tmp_path):
+    src = ROOT / "chapters" / "00_getting_started.ipynb"
+    good = tmp_path / "good" / src.name
+    bad = tmp_path / "bad" / src.name
+    good.parent.mkdir()
+    bad.parent.mkdir()
+    shutil.copy(src, good)
+    nb = json.loads(src.read_text())
+    edited = False
+    for cell in nb["cells"]:
+        if cell["cell_type"] != "code" or "NBVAL_IGNORE_OUTPUT" in "".join(cell["source"]):
+            continue
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream" and "0.6652" in "".join(out["text"]):
+                out["text"] = "".join(out["text"]).replace("0.6652", "0.6653")
+                edited = True
+    assert edited, "chapter 00 no longer prints the probability this test tampers with"
+    bad.write_text(json.dumps(nb, indent=1))
+    ok = _nbval(good, good.parent)
+    assert ok.returncode == 0, ok.stdout[-2000:]
+    broken = _nbval(bad, bad.parent)
+    assert broken.returncode != 0 and "0.6653" in broken.stdout, broken.stdout[-2000:]
