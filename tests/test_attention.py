@@ -314,3 +314,34 @@ def test_module_errors():
         merge_heads(torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"non-negative int"):
         causal_mask(-1)
+
+
+# ---------------------------------------------------------------- chapter 04's exercise references
+
+def test_ch04_references_equal_the_library():
+    from lmcourse.exercises import ch04
+
+    for T in (1, 4, 7):
+        assert torch.equal(ch04.causal_mask.reference(T), causal_mask(T))
+    for case in ch04.causal_attention.cases():
+        q, k, v = case.args
+        assert maxerr(ch04.causal_attention.reference(q, k, v), scaled_dot_product_attention(q, k, v, is_causal=True)) <= 1e-12
+    for case in ch04.split_heads.cases():
+        assert torch.equal(ch04.split_heads.reference(*case.args), split_heads(*case.args))
+    for case in ch04.causal_self_attention.cases():
+        x, w_attn, b_attn, w_proj, b_proj, nh = case.args
+        att = CausalSelfAttention(x.shape[-1], nh).double()
+        with torch.no_grad():
+            att.c_attn.weight.copy_(w_attn), att.c_attn.bias.copy_(b_attn)
+            att.c_proj.weight.copy_(w_proj), att.c_proj.bias.copy_(b_proj)
+            assert maxerr(ch04.causal_self_attention.reference(*case.args), att(x)) <= 1e-12
+
+
+def test_ch04_messages_name_the_mistake():
+    from lmcourse.exercises import ch04
+
+    report = ch04.causal_attention.run(ch04._att_no_scale).report
+    assert "✗" in report and "1/√d_k" in report
+    for k, wrong in enumerate(ch04.causal_attention.wrong):  # each mistake is told apart from the others
+        assert ch04.causal_attention.run(wrong.fn).matched == [wrong.message], wrong.fn.__name__
+    assert ch04.split_heads.run(ch04._split_no_transpose).matched == [ch04.split_heads.wrong[0].message]
