@@ -165,3 +165,79 @@ def attention_explorer(sentence: str = "the cat sat on the mat because it was ti
     Derived in chapters/04_self_attention.ipynb.
     """
     return AttentionExplorer(sentence, n_head=n_head, d_model=d_model, seed=seed)
+
+
+# -- BPE merge stepper (chapter 02) -----------------------------------------------------
+_BPE_COLORS = ("#fde2e4", "#e2ece9", "#dfe7fd", "#fff1c1", "#e8dff5", "#d7f0f7", "#fce1c8", "#e0f2d8")
+
+
+class BPEMergeStepper:
+    """Step through the merges of a byte-level BPE trained on `text`, watching `text` re-tokenize.
+
+    `slider` (IntSlider) is the number of merges k applied, 0..number learned; `render()` encodes
+    the text with the first k merges and returns the tokens as strings (partial UTF-8 bytes
+    shown as \\xNN), and shows them as coloured boxes with the merge just applied. Setting the
+    slider redraws. Derived in chapters/02_tokenization.ipynb.
+    """
+
+    def __init__(self, text: str, vocab_size: int = 300, pattern: str = "gpt4", train_text: str | None = None):
+        import ipywidgets as W
+
+        from .tokenizers import BPETokenizer
+
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a str, got {type(text).__name__}")
+        self.text = text
+        self.tokenizer = BPETokenizer(pattern).train(text if train_text is None else train_text, vocab_size)
+        self._merges = list(self.tokenizer.merges.items())
+        self.slider = W.IntSlider(value=0, min=0, max=len(self._merges), description="merges",
+                                  continuous_update=False)
+        self.html = W.HTML()
+        self.last: list[str] = []
+        self.slider.observe(lambda _change: self.render(), names="value")
+        self.ui = W.VBox([self.slider, self.html])
+        self.render()
+
+    def tokens_after(self, k: int) -> list[str]:
+        """The tokens of `text` after the first `k` merges."""
+        return self.tokenizer.truncated(k).tokens(self.text, allowed_special="none")
+
+    def describe(self, k: int) -> str:
+        """One line about merge number k (1-based): which pair became which new token."""
+        if k == 0:
+            return "0 merges: every token is one byte"
+        (a, b), new_id = self._merges[k - 1]
+        ts = self.tokenizer.token_str
+        return f"merge {k}: {ts(a)!r} + {ts(b)!r} -> {ts(new_id)!r} (id {new_id})"
+
+    def render(self) -> list[str]:
+        """Redraw for the slider's current value; return the token strings (also kept in `.last`)."""
+        import html
+
+        k = int(self.slider.value)
+        tokens = self.tokens_after(k)
+        n_bytes = len(self.text.encode("utf-8"))
+        boxes = "".join(
+            f'<span style="background:{_BPE_COLORS[i % len(_BPE_COLORS)]};border:1px solid #999;'
+            f'border-radius:3px;margin:1px;padding:0 2px;white-space:pre;font-family:monospace">'
+            f"{html.escape(t.replace(' ', '␣'))}</span>"
+            for i, t in enumerate(tokens)
+        )
+        self.html.value = (f"<div><b>{html.escape(self.describe(k))}</b> — {len(tokens)} tokens for "
+                           f"{n_bytes} bytes</div><div style='line-height:1.9'>{boxes}</div>")
+        self.last = tokens
+        return tokens
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.ui._repr_mimebundle_(**kwargs)
+
+
+def bpe_merge_stepper(text: str, vocab_size: int = 300, pattern: str = "gpt4",
+                      train_text: str | None = None) -> BPEMergeStepper:
+    """A slider over BPE merges: train on `train_text` (default `text`) up to `vocab_size`, show `text`
+    after k merges.
+
+    Returns a `BPEMergeStepper`; display it in a notebook cell, or set `.slider.value` and call
+    `.render()`, which returns the list of token strings. Derived in chapters/02_tokenization.ipynb.
+    """
+    return BPEMergeStepper(text, vocab_size=vocab_size, pattern=pattern, train_text=train_text)
