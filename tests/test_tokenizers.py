@@ -383,3 +383,25 @@ def test_long_chinese_chunk_equals_tiktoken():
     tok = BPETokenizer("gpt4").train(text[:2000], 400)
     assert len(tok.split(text)) == 1  # one 15,000-byte chunk
     assert tok.encode(text) == tiktoken_from(tok).encode_ordinary(text)
+
+
+# ------------------------------------------------------- chapter 02 exercises vs the library
+
+
+def test_ch02_references_agree_with_the_library():
+    from lmcourse.exercises import ch02
+
+    for case in ch02.train_bpe.cases():
+        ids, n = case.args
+        text = bytes(ids).decode("utf-8")
+        assert ch02.train_bpe.reference(list(ids), n) == BPETokenizer(pattern="").train(text, 256 + n).merges
+    for case in ch02.encode_with_merges.cases():
+        text, merges = case.args
+        tok = BPETokenizer(pattern="")
+        tok.merges = dict(sorted(merges.items(), key=lambda kv: kv[1]))
+        for (a, b), i in tok.merges.items():
+            tok.vocab[i] = tok.vocab[a] + tok.vocab[b]
+        assert ch02.encode_with_merges.reference(text, merges) == tok.encode(text)
+    for case in ch02.count_pairs.cases():
+        (chunks,) = case.args
+        assert sum(ch02.count_pairs.reference(chunks).values()) == sum(max(len(c) - 1, 0) for c in chunks)
