@@ -150,8 +150,12 @@ def record_timings(results: list[RunResult], file: Path = TIMINGS_FILE) -> None:
     write_atomic(file, json.dumps(dict(sorted(data.items())), indent=1) + "\n")
 
 
-def run_notebooks(paths: list[Path], *, timeout: int = 600, threads: int = DEFAULT_THREADS, out=sys.stdout) -> int:
+def run_notebooks(
+    paths: list[Path], *, timeout: int = 600, threads: int = DEFAULT_THREADS, out=None, timings: Path | None = None
+) -> int:
     """Execute notebooks in order, stop at the first failure; 0 when all ran."""
+    out = out or sys.stdout
+    timings = timings or TIMINGS_FILE
     results = []
     for p in paths:
         print(f"run  {p} ...", end="", flush=True, file=out)
@@ -160,9 +164,9 @@ def run_notebooks(paths: list[Path], *, timeout: int = 600, threads: int = DEFAU
         print(f" {r.seconds:6.1f} s {'ok' if r.ok else 'FAILED'}", file=out)
         if not r.ok:
             print(r.error, file=out)
-            record_timings(results)
+            record_timings(results, timings)
             return 1
-    record_timings(results)
+    record_timings(results, timings)
     return 0
 
 

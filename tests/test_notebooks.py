@@ -229,3 +229,26 @@ def test_tampered_stored_output_fails_nbval(tmp_path):
     assert ok.returncode == 0, ok.stdout[-2000:]
     broken = _nbval(bad, bad.parent)
     assert broken.returncode != 0 and "0.6653" in broken.stdout, broken.stdout[-2000:]
+
+
+def test_runner_executes_in_place_records_time_and_stops_at_first_error(tmp_path):
+    import io
+
+    good = _write(tmp_path / "chapters" / "00_good.ipynb", _nb("import os\nprint(os.environ['LMCOURSE_NUM_THREADS'], os.environ['PYTHONHASHSEED'])"))
+    bad = _write(tmp_path / "chapters" / "01_bad.ipynb", _nb("x = 1", "raise RuntimeError('cell two broke')", "print('never')"))
+    never = _write(tmp_path / "chapters" / "02_never.ipynb", _nb("print(1)"))
+    ex = _write(tmp_path / "exercises" / "00_good.ipynb", _nb("print('clean')"))
+    timings = tmp_path / "timings.json"
+    out = io.StringIO()
+    rc = nbt.run_notebooks([good, ex, bad, never], threads=1, out=out, timings=timings, timeout=120)
+    assert rc == 1
+    text = out.getvalue()
+    assert "cell two broke" in text and "raise RuntimeError" in text, text
+    assert "02_never" not in text
+    stored = nbformat.read(good, as_version=4).cells[0].outputs
+    assert stored and stored[0]["text"] == "1 0\n"  # the fixed environment reached the kernel
+    assert nbformat.read(ex, as_version=4).cells[0].outputs == []  # exercises stay clean
+    assert nbformat.read(bad, as_version=4).cells[0].outputs == []  # a failed run saves nothing
+    recorded = json.loads(timings.read_text())
+    assert set(recorded) == {"_threads", good.as_posix(), ex.as_posix()}  # the failed and unrun ones are not timed
+    assert all(v >= 0 for v in recorded.values())
