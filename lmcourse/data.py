@@ -221,7 +221,7 @@ def _intro(t: _Teller, facts: dict[str, str], qa: list[tuple[str, str]]) -> None
     facts["trait"] = trait
     qa.append((f"Who is the story about?", H.name))
     if H.animal:
-        qa.append((f"What kind of animal is {H.name}?", _a(H.kind)))
+        qa.append((f"What kind of animal is {H.name}?", H.kind))
     if rng.random() < 0.7:
         fam = rng.choice(FAMILY)
         t.say("{H_} lived in {home} with {his} {fam}.", "{H_} lived with {his} {fam} in {home}.",
@@ -396,7 +396,7 @@ def _plot_baking(t: _Teller, facts, qa):
     end = rng.choice(("proud", "happy", "full"))
     t.say("{Hn} felt {end}.", "At the end of the day, {Hn} felt {end}.", end=end)
     facts.update(baked=baked, friend=F.name, mistake=mistake[0], end=end)
-    qa += [("What did they bake?", _a(baked)), ("What went wrong the first time?", f"it came out {mistake[0]}"),
+    qa += [("What did they bake?", _a(baked)), ("What went wrong the first time?", mistake[0]),
            (f"Who baked with {H.name}?", F.name), (f"How did {H.name} feel at the end?", end)]
     summ = f"{H.name} and {F.name} spoiled their first {baked}, tried again, and shared the second one."
     return summ, "baking"

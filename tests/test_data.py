@@ -1,0 +1,269 @@
+"""lmcourse.data: determinism, splits, balance, and the real download code against a local server."""
+from __future__ import annotations
+
+import functools
+import hashlib
+import http.server
+import re
+import threading
+from pathlib import Path
+
+import pytest
+
+from lmcourse import data
+
+SHAKESPEARE = Path(__file__).resolve().parents[1].parent / "shared/data/tinyshakespeare.txt"
+SHA = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
+
+# ----------------------------------------------------------------------------- story corpus
+
+
+def test_same_seed_same_text_and_prefix_property():
+    a = data.story_corpus(50_000, seed=7)
+    assert a == data.story_corpus(50_000, seed=7)
+    assert len(a) == 50_000
+    assert data.story_corpus(20_000, seed=7) == a[:20_000]
+    assert data.story_corpus(50_000, seed=8) != a
+    assert data.story_corpus(0) == ""
+
+
+def test_pinned_hash_catches_cross_platform_changes():
+    # If this fails, the generator's output changed: every stored notebook output that
+    # depends on the corpus changes too. Update only on purpose.
+    text = data.story_corpus(20_000, seed=0)
+    assert hashlib.sha256(text.encode()).hexdigest()[:16] == PINNED_STORY_HASH
+    assert text.startswith(PINNED_STORY_START)
+
+
+PINNED_STORY_HASH = "d22029a4c9879837"
+PINNED_STORY_START = "Ravi was a gentle boy. Home for Ravi was a yellow house on t"
+
+
+def test_stories_keep_facts_consistent():
+    for s in data.generate_stories(300, seed=1):
+        f = s.facts
+        assert f["hero"] in s.text and f["hero"] in s.summary
+        if f["plot"] == "lost":
+            # the lost object has one colour all story long, and the story says so
+            colours = {c for c in data.COLOURS if re.search(rf"\b{c} {re.escape(f['object'])}\b", s.text)}
+            assert colours <= {f["colour"]} and f["colour"] in s.text
+        for q, a in s.qa:
+            assert a.lower() in s.text.lower() or a in ("lonely",), (q, a, s.text)
+
+
+def test_every_qa_answer_is_in_its_story():
+    for split in data.SPLITS:
+        for item in data.qa_set(split):
+            assert item["answer"].lower() in item["story"].lower(), item
+
+
+def test_corpus_is_varied_and_fast_enough_to_be_big():
+    text = data.story_corpus(300_000, seed=0)
+    st = data.corpus_stats(text)
+    assert st["chars"] == 300_000
+    assert st["vocab"] > 600
+    assert st["word_4grams"] > 20_000
+    assert st["word_1grams"] < st["word_2grams"] < st["word_3grams"] < st["word_4grams"]
+    # pronouns and dialogue in several tenses are present
+    for w in [" she ", " he ", " they ", '"', " will ", " was ", " is "]:
+        assert w in text
+
+
+def test_corpus_stats_by_hand():
+    st = data.corpus_stats("a b a b.", max_n=2)
+    assert st["words"] == 5 and st["vocab"] == 3
+    assert st["word_2grams"] == 3  # (a,b) (b,a) (b,.)
+    assert st["char_1grams"] == 4
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="n_chars"):
+        data.story_corpus(-1)
+    with pytest.raises(ValueError, match="split"):
+        data.qa_set("training")
+    with pytest.raises(ValueError, match="unknown text"):
+        data.load_text("nope")
+
+
+# ----------------------------------------------------------------------------- task sets
+
+
+def _disjoint(fn, key):
+    splits = {s: [key(x) for x in fn(s)] for s in data.SPLITS}
+    assert all(splits.values())
+    for a in data.SPLITS:
+        for b in data.SPLITS:
+            if a < b:
+                assert not set(splits[a]) & set(splits[b]), (fn.__name__, a, b)
+    return splits
+
+
+def test_sentiment_set_disjoint_balanced_deterministic():
+    _disjoint(data.sentiment_set, lambda x: x[0])
+    for split in data.SPLITS:
+        items = data.sentiment_set(split)
+        pos = sum(y for _, y in items)
+        assert abs(pos - len(items) / 2) <= 0.1 * len(items), split
+        assert {y for _, y in items} == {0, 1}
+    assert len(data.sentiment_set("train")) == 2400
+    assert any("not bad at all" in s and y == 1 for s, y in data.sentiment_set("train"))
+
+
+def test_qa_and_summaries_split_by_story():
+    qa = _disjoint(data.qa_set, lambda x: x["story"])
+    summ = _disjoint(data.summary_set, lambda x: x[0])
+    for split in data.SPLITS:
+        assert set(qa[split]) == set(summ[split])
+    assert len(data.summary_set("train")) == 1200
+
+
+def test_translation_set():
+    _disjoint(data.translation_set, lambda x: x[0])
+    pairs = data.translation_set("train")
+    assert len(pairs) == 2400
+    for en, zh in pairs:
+        assert en[0].isupper() and en[-1] in ".?"
+        assert zh[-1] in "。？" and not re.search(r"[A-Za-z]", zh)
+    d = dict(pairs + data.translation_set("val") + data.translation_set("test"))
+    # the grammar by example: 很 with adjectives, measure words, 了 for the past, 没有 for "not have"
+    grammar = {
+        r"^(\w+) is happy\.$": "很高兴。",
+        r" has two cats\.$": "有两只猫。",
+        r" went to the park\.$": "去了公园。",
+        r" does not have a book\.$": "没有书。",
+    }
+    for pattern, ending in grammar.items():
+        hits = [(en, zh) for en, zh in d.items() if re.search(pattern, en)]
+        assert hits, pattern
+        assert all(zh.endswith(ending) for _, zh in hits), hits
+
+
+def test_reviews_balanced_disjoint_and_varied():
+    _disjoint(data.reviews, lambda x: x[0])
+    total = 0
+    for split in data.SPLITS:
+        items = data.reviews(split)
+        assert sum(y for _, y in items) * 2 == len(items)
+        total += len(items)
+    assert total >= 300
+    texts = [t for s in data.SPLITS for t, _ in data.reviews(s)]
+    assert len(set(texts)) == len(texts)
+    # not template-obvious: no opening sentence dominates
+    openings = [re.split(r"(?<=[.!?:])\s", t)[0] for t in texts]
+    assert max(openings.count(o) for o in set(openings)) < 0.05 * len(texts)
+    assert ("Not bad at all for the price." in " ".join(texts))
+
+
+def test_pydoc_prose_is_clean_english():
+    text = data.pydoc_prose()
+    assert len(text) > 150_000
+    paragraphs = text.split("\n\n")
+    assert all(p == p.strip() and "  " not in p and "\n" not in p for p in paragraphs)
+    assert not any(">>>" in p or "::=" in p for p in paragraphs)
+    assert "statement" in text and data.load_text("pydoc") == text
+
+
+# ----------------------------------------------------------------------------- download
+
+
+class _Server:
+    """A static file server on 127.0.0.1 (ephemeral port) that counts the requests it serves."""
+
+    def __init__(self, folder: Path):
+        self.requests = 0
+        outer = self
+
+        class Handler(http.server.SimpleHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests += 1
+                return super().do_GET()
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}/{name}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def shakespeare_dir(tmp_path):
+    if not SHAKESPEARE.exists():
+        pytest.skip(f"{SHAKESPEARE} is absent (CI provides it at ../shared/data)")
+    folder = tmp_path / "www"
+    folder.mkdir()
+    (folder / "input.txt").write_bytes(SHAKESPEARE.read_bytes())
+    return folder
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("LMCOURSE_DATA", str(folder))
+    monkeypatch.delenv("LMCOURSE_TINYSHAKESPEARE_URL", raising=False)
+    return folder
+
+
+def test_download_checks_caches_and_then_makes_no_request(shakespeare_dir, cache):
+    with _Server(shakespeare_dir) as srv:
+        text = data.load_text("tinyshakespeare", url=srv.url("input.txt"))
+        assert srv.requests == 1
+        assert text.startswith("First Citizen:") and len(text.encode()) == 1_115_394
+        path = cache / "tinyshakespeare.txt"
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == SHA
+        assert [p.name for p in cache.iterdir()] == ["tinyshakespeare.txt"]  # no temp file left
+        assert data.load_text("tinyshakespeare", url=srv.url("input.txt")) == text
+        assert srv.requests == 1  # cache hit
+
+
+def test_url_from_environment_variable(shakespeare_dir, cache, monkeypatch):
+    with _Server(shakespeare_dir) as srv:
+        monkeypatch.setenv("LMCOURSE_TINYSHAKESPEARE_URL", srv.url("input.txt"))
+        assert data.download("tinyshakespeare") == cache / "tinyshakespeare.txt"
+        assert srv.requests == 1
+
+
+def test_tampered_copy_is_rejected_and_nothing_is_cached(shakespeare_dir, cache):
+    raw = bytearray((shakespeare_dir / "input.txt").read_bytes())
+    raw[1000] ^= 1  # one flipped bit, same size
+    (shakespeare_dir / "bad.txt").write_bytes(bytes(raw))
+    with _Server(shakespeare_dir) as srv:
+        with pytest.raises(data.DownloadError, match="checksum mismatch") as err:
+            data.load_text("tinyshakespeare", url=srv.url("bad.txt"))
+        assert SHA in str(err.value)
+    assert not cache.exists() or list(cache.iterdir()) == []
+
+
+def test_corrupt_cache_is_replaced(shakespeare_dir, cache):
+    cache.mkdir()
+    (cache / "tinyshakespeare.txt").write_text("truncated")
+    with _Server(shakespeare_dir) as srv:
+        assert data.load_text("tinyshakespeare", url=srv.url("input.txt")).startswith("First Citizen:")
+        assert srv.requests == 1
+
+
+def test_unreachable_url_names_url_and_cache_path(cache):
+    with _Server(cache.parent) as srv:  # a live server; then shut it down to get a dead port
+        url = srv.url("input.txt")
+    with pytest.raises(data.DownloadError) as err:
+        data.download("tinyshakespeare", url=url, timeout=5)
+    msg = str(err.value)
+    assert url in msg and str(cache / "tinyshakespeare.txt") in msg and "by hand" in msg
+
+
+def test_cache_dir_default_is_platform_cache(monkeypatch, tmp_path):
+    monkeypatch.delenv("LMCOURSE_DATA", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    if data.sys.platform.startswith("linux"):
+        assert data.cache_dir() == tmp_path / "lmcourse"
+    assert data.cache_dir().name == "lmcourse"
