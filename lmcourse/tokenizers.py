@@ -215,9 +215,11 @@ class BPETokenizer(Tokenizer):
         """Learn `vocab_size - 256` merges from `text` (special tokens do not count).
 
         Each step merges the most frequent adjacent pair; ties go to the smallest pair
-        (lowest left id, then lowest right id), so training is deterministic. Counts are kept
-        over unique chunks (chunk -> frequency) and updated only for the chunks that contain
-        the merged pair. Stops early when no adjacent pair is left. Returns self.
+        (lowest left id, then lowest right id), so training is deterministic. Pairs are
+        counted once per *unique* chunk, weighted by how often the chunk occurs. A merge
+        never recounts: an index pair -> positions finds its occurrences, and only the pairs
+        touching them change count. Occurrences merge left to right without overlap, exactly
+        like `merge`. Stops early when no adjacent pair is left. Returns self.
         """
         if vocab_size < 256:
             raise ValueError(f"vocab_size must be >= 256 (the bytes), got {vocab_size}")
@@ -227,17 +229,29 @@ class BPETokenizer(Tokenizer):
         chunk_freq: Counter[str] = Counter()
         for p in pieces:
             chunk_freq.update(self.split(p))
-        words: list[list[int]] = [list(c.encode("utf-8")) for c in chunk_freq]
-        freqs: list[int] = list(chunk_freq.values())
+
+        # Every byte of every unique chunk, as doubly linked lists in flat arrays:
+        # tok[p] is the id at position p (-1 once merged away), prv/nxt link within a chunk
+        # (-1 at its ends), weight[p] is how often p's chunk occurs in the text.
+        tok: list[int] = []
+        prv: list[int] = []
+        nxt: list[int] = []
+        weight: list[int] = []
+        for chunk, f in chunk_freq.items():
+            b, start = chunk.encode("utf-8"), len(tok)
+            tok.extend(b)
+            weight.extend([f] * len(b))
+            prv.extend([-1] + list(range(start, start + len(b) - 1)))
+            nxt.extend(list(range(start + 1, start + len(b))) + [-1])
 
         counts: dict[tuple[int, int], int] = defaultdict(int)
-        where: dict[tuple[int, int], set[int]] = defaultdict(set)
-        for w, (ids, f) in enumerate(zip(words, freqs)):
-            for pair in zip(ids, ids[1:]):
-                counts[pair] += f
-                where[pair].add(w)
+        where: dict[tuple[int, int], set[int]] = defaultdict(set)  # pair -> positions of its left id
+        for p, q in enumerate(nxt):
+            if q != -1:
+                counts[(tok[p], tok[q])] += weight[p]
+                where[(tok[p], tok[q])].add(p)
         # max-heap by (count, then smallest pair) with lazy deletion of stale entries
-        heap = [(-c, p) for p, c in counts.items()]
+        heap = [(-c, pair) for pair, c in counts.items()]
         heapq.heapify(heap)
 
         self.merges, self.vocab = {}, {i: bytes([i]) for i in range(256)}
@@ -245,38 +259,44 @@ class BPETokenizer(Tokenizer):
             best = None
             while heap:
                 negc, pair = heapq.heappop(heap)
-                if counts.get(pair, 0) == -negc and negc < 0:
+                if negc < 0 and counts.get(pair, 0) == -negc:
                     best = pair
                     break
             if best is None:
                 break  # nothing left to merge
-            new_id = 256 + r
-            self.merges[best] = new_id
-            self.vocab[new_id] = self.vocab[best[0]] + self.vocab[best[1]]
+            a, b = best
+            z = 256 + r
+            self.merges[best] = z
+            self.vocab[z] = self.vocab[a] + self.vocab[b]
             if verbose:
-                print(f"merge {r + 1}: {best} -> {new_id} ({_printable(self.vocab[new_id])!r}) "
-                      f"had {counts[best]} occurrences")
-            changed: dict[tuple[int, int], int] = defaultdict(int)
-            for w in where.pop(best):
-                ids = words[w]
-                new = merge(ids, best, new_id)
-                if len(new) == len(ids):
-                    continue  # stale index entry: this chunk no longer holds the pair
-                f = freqs[w]
-                for pair in zip(ids, ids[1:]):
-                    changed[pair] -= f
-                for pair in zip(new, new[1:]):
-                    changed[pair] += f
-                    if pair != best:
-                        where[pair].add(w)
-                words[w] = new
-            for pair, d in changed.items():
-                if d:
-                    counts[pair] += d
-                    if counts[pair] > 0:
-                        heapq.heappush(heap, (-counts[pair], pair))
-                    else:
-                        counts.pop(pair, None)
+                print(f"merge {r + 1}: {best} -> {z} ({_printable(self.vocab[z])!r}) had {counts[best]} occurrences")
+            changed: set[tuple[int, int]] = set()
+            for p in sorted(where.pop(best)):  # left to right within each chunk
+                q = nxt[p]
+                if tok[p] != a or q == -1 or tok[q] != b:
+                    continue  # stale entry (merged away, or overlapped by the previous occurrence)
+                f, x, y = weight[p], prv[p], nxt[q]
+                # [.. x, a, b, y ..] -> [.. x, z, y ..]: pairs (x, a), (a, b), (b, y) go, (x, z), (z, y) come
+                counts[best] -= f
+                if x != -1:
+                    counts[(tok[x], a)] -= f
+                    counts[(tok[x], z)] += f
+                    where[(tok[x], z)].add(x)
+                    changed.update([(tok[x], a), (tok[x], z)])
+                if y != -1:
+                    counts[(b, tok[y])] -= f
+                    counts[(z, tok[y])] += f
+                    where[(z, tok[y])].add(p)
+                    changed.update([(b, tok[y]), (z, tok[y])])
+                tok[p], tok[q], nxt[p] = z, -1, y
+                if y != -1:
+                    prv[y] = p
+            for pair in changed:
+                c = counts.get(pair, 0)
+                if c > 0:
+                    heapq.heappush(heap, (-c, pair))
+                else:
+                    counts.pop(pair, None)
             counts.pop(best, None)
         self._assign_special_ids()
         return self
