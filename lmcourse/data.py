@@ -474,6 +474,114 @@ def _plot_garden(t: _Teller, facts, qa):
     return summ, "garden"
 
 
+def _plot_rescue(t: _Teller, facts, qa):
+    H, F, rng = t.H, t.F, t.rng
+    place, spots = rng.choice(PLACES)
+    animal, trouble, fix = rng.choice((
+        ("kitten", "stuck high up in a tree", "climbed up slowly and carried it down"),
+        ("baby bird", "lying on the ground with a hurt wing", "made it a soft bed in a shoebox"),
+        ("lamb", "caught in a thorny hedge", "gently pulled the thorns away"),
+        ("puppy", "trapped in a muddy ditch", "lowered a plank so it could climb out"),
+        ("duckling", "lost and far from its mother", "carried it back to the pond"),
+    ))
+    t.say("{time}, {H} was walking through {place} when {he} heard a small cry.",
+          "{time}, {H} and {Fn} were on their way to {place}.", "{time}, {H} went to {place} to look for {Fn}.",
+          time=rng.choice(TIMES), place=place)
+    t.say("There was a little {animal} {trouble}.", "{H_} looked around and saw a {animal} {trouble}.",
+          'A tiny {animal} was {trouble}. "Poor thing," said {Hn}.', animal=animal, trouble=trouble)
+    t.say("{H_} wanted to help, but {he} did not know how.", '"We have to help it," {Hn} said.',
+          "{H_} felt worried about the little {animal}.", animal=animal)
+    t.say("{Fn} had an idea.", '"I know what to do," said {Fn}.', "Luckily, {Fn} came running with a rope and a basket.")
+    t.say("Together they {fix}.", "Carefully, they {fix}.", "{Fn} held the basket while {Hn} {fix}.", fix=fix)
+    t.maybe(0.7, "The {animal} was safe at last.", "Soon the {animal} was warm and safe.", animal=animal)
+    end = rng.choice(("proud", "happy", "relieved"))
+    t.say("{Hn} felt {end}.", '"We did it!" cried {Hn}, feeling {end}.', end=end)
+    facts.update(animal=animal, place=place, friend=F.name, end=end)
+    qa += [("What animal needed help?", animal), ("What was wrong with the animal?", trouble),
+           (f"Who helped {H.name}?", F.name), (f"How did {H.name} feel at the end?", end)]
+    summ = f"{H.name} and {F.name} found a {animal} {trouble} and {fix}."
+    return summ, "rescue"
+
+
+def _plot_visit(t: _Teller, facts, qa):
+    H, F, rng = t.H, t.F, t.rng
+    who = rng.choice(("grandmother", "grandfather", "aunt", "uncle"))
+    food = rng.choice(FOODS)
+    place, spots = rng.choice(PLACES)
+    t.say("{time}, {Hhis} mother gave {Hhim} a basket of {food}.", "{time}, {H} packed a basket with {food}.",
+          time=rng.choice(TIMES), food=food)
+    t.say('"Please take this to your {who}," {Hhis} mother said.', "It was for {Hhis} {who}, who was feeling poorly.",
+          "{H_} wanted to visit {Hhis} {who}, who lived on the other side of {place}.", who=who, place=place)
+    t.say("So {H} set off past {place}.", "The way went past {place} and the old gate.",
+          "{H_} walked past {place}, humming a song.", place=place)
+    t.say("On the way, {he} met {Fn} the {Fkind}.", "Halfway there, {Hhis} friend {Fn} joined {Hhim}.",
+          '"Where are you going?" asked {Fn}. "To see my {who}," said {Hn}.', who=who)
+    t.maybe(0.6, "They stopped to pick some flowers.", "They stopped to watch the clouds for a while.",
+            "They counted the birds on the fence.")
+    t.say("When they arrived, {Hhis} {who} was so glad to see them.", "The {who} opened the door with a big smile.",
+          who=who)
+    t.say('"{food_}! My favourite," said the {who}.', 'The {who} laughed and said, "You are the best."',
+          "They all sat down and shared the {food}.", who=who, food=food, food_=_cap(food))
+    end = rng.choice(("happy", "warm inside", "proud"))
+    t.say("{Hn} walked home feeling {end}.", "{Hn} felt {end}.", end=end)
+    facts.update(visited=who, food=food, place=place, friend=F.name, end=end)
+    qa += [(f"Who did {H.name} visit?", who), ("What was in the basket?", food),
+           (f"Who did {H.name} meet on the way?", F.name), (f"How did {H.name} feel at the end?", end)]
+    summ = f"{H.name} took a basket of {food} to {H.his} {who} and met {F.name} on the way."
+    return summ, "visit"
+
+
+def _plot_lostway(t: _Teller, facts, qa):
+    H, F, rng = t.H, t.F, t.rng
+    place = rng.choice(("the forest", "the hills", "the fog", "the big market", "the maze of fields"))
+    sign, _ = rng.choice(PLACES[:6])
+    guide = rng.choice(("the river", "the church bells", "the smell of the bakery", "the lights of the village",
+                        "the stars"))
+    t.say("{time}, {H} and {Fn} went exploring in {place}.", "{time}, {H} followed a butterfly deep into {place}.",
+          "{time}, {H} took a new path into {place}.", time=rng.choice(TIMES), place=place)
+    t.say("After a while, nothing looked familiar.", "Soon {he} did not know which way was home.",
+          "The path split in two, and then in two again.")
+    t.say('"I think we are lost," said {Hn}.', "{H_} was lost, and it was getting dark.",
+          "{H_} felt scared. Where was home?")
+    t.say('"Don\'t panic," said {Fn}. "Let\'s think."', "{Fn} took a deep breath and looked around.",
+          "{Fn} said, \"Let's stop and listen.\"")
+    t.say("Then they noticed {guide}.", "Far away, they could hear {guide}." if guide.endswith("bells") else "Then they spotted {guide}.",
+          guide=guide)
+    t.say("They followed {guide} all the way home.", "Step by step, {guide} led them home.", guide=guide)
+    end = rng.choice(("relieved", "safe", "tired but happy"))
+    t.say("When {H} saw {Hhis} own front door, {he} felt {end}.", "{Hn} was {end} to be home.", end=end)
+    facts.update(lost_in=place, guide=guide, friend=F.name, end=end)
+    qa += [(f"Where did {H.name} get lost?", place), ("What led them home?", guide),
+           (f"Who was with {H.name}?", F.name), (f"How did {H.name} feel at the end?", end)]
+    summ = f"{H.name} and {F.name} got lost in {place} and followed {guide} home."
+    return summ, "lostway"
+
+
+def _plot_pet(t: _Teller, facts, qa):
+    H, F, rng = t.H, t.F, t.rng
+    pet = rng.choice(("puppy", "kitten", "tortoise", "goldfish", "hamster", "parrot"))
+    pname = rng.choice(("Pip", "Biscuit", "Button", "Pebble", "Sunny", "Muffin", "Ziggy", "Coco"))
+    col = rng.choice(("black", "white", "brown", "golden", "grey", "orange", "spotty"))
+    t.say("{time}, {H} got a new pet: a little {pet}.", "{time}, {Hhis} father came home with a box. Inside was a {pet}!",
+          "{H_} had wanted a {pet} for a long time, and {time_l} {he} finally got one.",
+          time=rng.choice(TIMES), time_l=rng.choice(TIMES).lower(), pet=pet)
+    t.say("The {pet} had a {col} collar and bright eyes.", "It was small and {col}, with a funny tail." if pet != "goldfish"
+          else "It was small and {col}, with a funny tail fin.", "It had a {col} coat and tiny paws.", pet=pet, col=col)
+    t.say("{H_} could not think of a name.", '"What shall we call it?" {Hn} asked {Fn}.', "{H_} thought of a hundred names.")
+    t.say('"How about {pname}?" said {Fn}.', '{Fn} said, "It looks like a {pname} to me."', pname=pname)
+    t.say("So the {pet} was called {pname}.", "{Hn} loved the name, and so did the {pet}.", pet=pet, pname=pname)
+    t.say("Every day, {H} fed {pname} and played with it.", "{H_} took good care of {pname}.",
+          "{pname} followed {Hn} everywhere.", pname=pname)
+    end = rng.choice(("happy", "proud", "lucky"))
+    t.say("{Hn} felt like the luckiest {Hkind} in the world." if end == "lucky" else "{Hn} felt {end}.",
+          "{Hn} felt {end}.", end=end)
+    facts.update(pet=pet, pet_name=pname, colour=col, friend=F.name, end=end)
+    qa += [(f"What pet did {H.name} get?", pet), (f"What was the {pet} called?", pname),
+           (f"Who thought of the name?", F.name)]
+    summ = f"{H.name} got a {pet}, and {F.name} helped {H.him} name it {pname}."
+    return summ, "pet"
+
+
 SKIES = ("grey", "blue", "pink", "pale", "cloudy", "bright")
 SMELLS = ("fresh bread", "wet grass", "pine needles", "the sea", "wood smoke", "flowers", "rain")
 SOUNDS = ("a blackbird singing", "the bells of the old church", "children laughing far away",
@@ -494,7 +602,8 @@ MORALS = ("a true friend helps when things go wrong", "being kind is never waste
           "sharing makes things better", "mistakes are how we learn", "small gifts can mean a lot")
 
 
-PLOTS = (_plot_lost, _plot_gift, _plot_weather, _plot_newfriend, _plot_baking, _plot_race, _plot_fear, _plot_garden)
+PLOTS = (_plot_lost, _plot_gift, _plot_weather, _plot_newfriend, _plot_baking, _plot_race, _plot_fear, _plot_garden,
+         _plot_rescue, _plot_visit, _plot_lostway, _plot_pet)
 
 
 def _make_char(rng: Random, avoid: str | None = None) -> _Char:
@@ -520,7 +629,7 @@ def make_story(rng: Random) -> Story:
     qa: list[tuple[str, str]] = []
     _intro(t, facts, qa)
     plot = rng.choice(PLOTS)
-    if plot not in (_plot_lost, _plot_newfriend):
+    if plot not in (_plot_lost, _plot_newfriend, _plot_visit):
         t.say("{Hhis_} best friend was {Fn}, {a_trait} {Fkind}.", "{H_} had a good friend called {Fn}.",
               "{Fn} the {Fkind} lived nearby, and {Fhe} and {Hn} were the best of friends.",
               "{Hn} often played with {Hhis} friend {Fn}.", Hhis_=_cap(hero.his), a_trait=_a(rng.choice(TRAITS)))
