@@ -6,6 +6,8 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lmcourse import losses
 
@@ -427,3 +429,33 @@ def test_ch05_naive_log_sum_exp_is_told_about_overflow():
 
     result = ch05.cross_entropy.run(naive_lse)
     assert result.status == "fail" and "overflow" in result.matched[0]
+
+
+# --------------------------------------------------------------------------------------
+# property: any shape, any targets, any smoothing, same as torch
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(1, 5),
+    c=st.integers(1, 6),
+    extra=st.lists(st.integers(1, 3), max_size=2),
+    eps=st.sampled_from([0.0, 0.05, 0.5]),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    scale=st.sampled_from([1.0, 30.0, 1000.0]),
+    seed=st.integers(0, 2**16),
+)
+def test_cross_entropy_property_matches_torch(n, c, extra, eps, reduction, scale, seed):
+    g = torch.Generator().manual_seed(seed)
+    shape = (n, c, *extra)
+    x = scale * torch.randn(shape, generator=g, dtype=torch.float64)
+    t = torch.randint(0, c, (n, *extra), generator=g)
+    t = t.masked_fill(torch.rand(t.shape, generator=g) < 0.3, -100)
+    kw = dict(label_smoothing=eps, reduction=reduction)
+    ref = F.cross_entropy(x, t, **kw)
+    ours = losses.cross_entropy(x, t, **kw)
+    assert torch.allclose(ours, ref, rtol=1e-10, atol=1e-10, equal_nan=True)
+    if reduction != "none" and torch.isfinite(ref):
+        xr = x.clone().requires_grad_(True)
+        (expected,) = torch.autograd.grad(F.cross_entropy(xr, t, **kw), xr)
+        assert torch.allclose(losses.cross_entropy_grad(x, t, **kw), expected, rtol=1e-9, atol=1e-12)
