@@ -59,7 +59,7 @@ def _check_length_dim(T: int, d: int, *, even: bool, what: str) -> None:
 
 
 def _check_base(base: float, what: str) -> None:
-    if not float(base) > 1.0:
+    if not isinstance(base, (int, float)) or isinstance(base, bool) or not base > 1.0:
         raise ValueError(f"{what}: base must be > 1, got base={base!r}")
 
 
@@ -145,13 +145,16 @@ def nearest(weight: Tensor, query: int | Tensor, k: int = 5) -> tuple[Tensor, Te
 
 # -------------------------------------------------------------------------- positions
 
-def sinusoidal_positions(T: int, d: int, base: float = 10000.0, dtype: torch.dtype = torch.float32) -> Tensor:
+def sinusoidal_positions(
+    T: int, d: int, base: float = 10000.0, dtype: torch.dtype = torch.float32, device: torch.device | str | None = None
+) -> Tensor:
     """The fixed sinusoidal encodings of Vaswani et al. (2017): returns (T, d).
 
     Interleaved layout, as in the paper: for pair i = 0 .. d/2-1 and angle
     θ_i = pos / base^(2i/d), column 2i holds sin(θ_i) and column 2i+1 holds cos(θ_i).
     Every value lies in [-1, 1] and PE(pos + k) is PE(pos) rotated by k/base^(2i/d) in
-    each (2i, 2i+1) plane. Computed in float64, then cast. d must be even.
+    each (2i, 2i+1) plane. Computed in float64 on the CPU, then cast and moved to `device`.
+    d must be even.
     Derived in chapters/03_embeddings.ipynb.
     """
     _check_length_dim(T, d, even=True, what="sinusoidal_positions")
@@ -162,7 +165,7 @@ def sinusoidal_positions(T: int, d: int, base: float = 10000.0, dtype: torch.dty
     pe = torch.empty(T, d, dtype=torch.float64)
     pe[:, 0::2] = torch.sin(angle)
     pe[:, 1::2] = torch.cos(angle)
-    return pe.to(dtype)
+    return pe.to(device=device, dtype=dtype)
 
 
 class LearnedPositionalEmbedding(nn.Module):
@@ -198,13 +201,19 @@ class LearnedPositionalEmbedding(nn.Module):
 
 
 def rope_frequencies(
-    T: int, d: int, base: float = 10000.0, offset: int = 0, dtype: torch.dtype = torch.float32
+    T: int,
+    d: int,
+    base: float = 10000.0,
+    offset: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Cos and sin tables for rotary embeddings: returns (cos, sin), each (T, d/2).
 
     Row t is position p = offset + t; column i is the angle p·θ_i with θ_i = base^(-2i/d),
     so the first pair turns fastest (one radian per position) and the last slowest.
-    Computed in float64, then cast. Pass them to `apply_rotary`. d must be even.
+    Computed in float64 on the CPU, then cast and moved to `device`. Pass them to
+    `apply_rotary`. d must be even.
     Derived in chapters/03_embeddings.ipynb.
     """
     _check_length_dim(T, d, even=True, what="rope_frequencies")
@@ -214,7 +223,7 @@ def rope_frequencies(
     pos = torch.arange(offset, offset + T, dtype=torch.float64)[:, None]
     theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)
     angle = pos * theta                                                     # (T, d/2)
-    return torch.cos(angle).to(dtype), torch.sin(angle).to(dtype)
+    return torch.cos(angle).to(device=device, dtype=dtype), torch.sin(angle).to(device=device, dtype=dtype)
 
 
 def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
@@ -231,11 +240,11 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     T, d = x.shape[-2], x.shape[-1]
     if d % 2:
         raise ValueError(f"apply_rotary: the last dimension d must be even, got x {tuple(x.shape)}")
-    if cos.shape != sin.shape or cos.shape[-2:] != (T, d // 2):
+    if not (isinstance(cos, Tensor) and isinstance(sin, Tensor)) or cos.shape != sin.shape or cos.shape[-2:] != (T, d // 2):
         raise ValueError(
             f"apply_rotary: cos and sin must end in (T, d/2) = ({T}, {d // 2}) for x {tuple(x.shape)}, "
-            f"got cos {tuple(cos.shape)}, sin {tuple(sin.shape)}"
+            f"got cos {tuple(getattr(cos, 'shape', ()))}, sin {tuple(getattr(sin, 'shape', ()))}"
         )
     x1, x2 = x[..., : d // 2], x[..., d // 2 :]
-    cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+    cos, sin = cos.to(device=x.device, dtype=x.dtype), sin.to(device=x.device, dtype=x.dtype)
     return torch.cat([x1 * cos - x2 * sin, x1 * sin + x2 * cos], dim=-1)

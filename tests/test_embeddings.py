@@ -318,3 +318,18 @@ def test_ch03_each_wrong_variant_fails_with_its_own_message():
             result = ex.run(w.fn)
             assert result.status == "fail", (ex.name, w.fn.__name__)
             assert w.message in result.matched, (ex.name, w.fn.__name__)
+
+
+def test_tables_follow_the_requested_device_and_apply_rotary_follows_x():
+    # The "meta" device stands in for CUDA/MPS here: no kernel runs, but placement is checked.
+    assert sinusoidal_positions(4, 8, device="meta").device.type == "meta"
+    cos, sin = rope_frequencies(4, 8, device="meta")
+    assert cos.device.type == sin.device.type == "meta"
+    cos, sin = rope_frequencies(4, 8)                      # CPU tables ...
+    y = apply_rotary(torch.empty(2, 4, 8, device="meta"), cos, sin)
+    assert y.device.type == "meta" and y.shape == (2, 4, 8)  # ... moved to x's device
+
+
+def test_bad_base_type_raises_value_error():
+    with pytest.raises(ValueError, match="base"):
+        rope_frequencies(4, 8, base="10000")
