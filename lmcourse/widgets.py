@@ -114,6 +114,7 @@ class AttentionExplorer:
         x = self.embed(tokens)
         q = (x @ self.W_q).view(T, nh, hs).transpose(0, 1)  # (nh, T, hs)
         k = (x @ self.W_k).view(T, nh, hs).transpose(0, 1)
+        # only the weights are drawn, so the keys stand in for the values
         _, w = scaled_dot_product_attention(q, k, k, scale=self.current_scale(),
                                             is_causal=self.causal.value, return_weights=True)
         return w
