@@ -132,6 +132,9 @@ def execute(path: Path, *, timeout: int = 600, threads: int = DEFAULT_THREADS, s
     if ok and save:
         for cell in nb.cells:
             cell.get("metadata", {}).pop("execution", None)
+        # Widget state is a snapshot of live kernel objects (model ids, PNGs): large and
+        # different on every run. Widgets render again when the cell is re-run.
+        nb.metadata.pop("widgets", None)
         write_atomic(path, dumps(nb))
     return RunResult(path, seconds, ok, error)
 
