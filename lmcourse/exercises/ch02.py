@@ -29,6 +29,7 @@ def _count_cases(seed: int) -> list[Case]:
     rng = random.Random(seed)
     noise = "".join(rng.choice("ab ") for _ in range(40))
     return [
+        Case(([list(b"abcd")],), label='one chunk "abcd"'),
         Case(([[97, 97, 97]],), label='one chunk "aaa"'),
         Case((_chunks("the cat sat on the mat"),), label="a sentence, pre-split"),
         Case((_chunks("aaabdaaabac"),), label='"aaabdaaabac"'),
@@ -248,6 +249,8 @@ def _encode_cases(seed: int) -> list[Case]:
     tricky = {(98, 99): 256, (97, 98): 257, (257, 98): 258}  # "bc", "ab", "abb"
     return [
         Case(("aaabdaaabac", {(97, 97): 256, (97, 98): 257, (256, 257): 258}), label="textbook table"),
+        Case(("aaaa", {(97, 97): 256, (256, 97): 257}), label='"aaaa" with merges aa, aaa'),
+        Case(("abc", {(98, 99): 256, (97, 98): 257, (97, 256): 258}), label='"abc" with merges bc, ab, a+bc'),
         Case(("abbc", tricky), label='"abbc" with merges bc, ab, abb'),
         Case(("the rat sat on the cat", _shuffled(m_story, rng)), label="story merges, table in shuffled order"),
         Case(("语言模型", _shuffled(m_zh, rng)), label="Chinese, merges glue UTF-8 bytes"),
@@ -300,9 +303,9 @@ encode_with_merges = Exercise(
               "pair with the lowest new id first."),
         Wrong(_encode_leftmost, "you merged the leftmost mergeable pair. BPE merges the pair with the lowest rank "
               "anywhere in the sequence first, exactly as training did, whatever its position."),
-        Wrong(_encode_longest_match, "this is greedy longest-match (WordPiece style), not BPE: it can take a long "
-              "token like 'abb' that BPE would never form here ('bc' has a lower rank and is merged first). "
-              "Replay the merges by rank."),
+        Wrong(_encode_longest_match, "this is greedy longest-match (WordPiece style), not BPE: it grabs the longest "
+              "token at each position, e.g. 'aaa' + 'a' for 'aaaa', where BPE's first merge (a, a), applied "
+              "everywhere, gives 'aa' + 'aa'. Replay the merges by rank."),
     ],
     hint="Start from list(text.encode('utf-8')). Repeat: among the adjacent pairs, find the one with the smallest "
     "merges[pair] (min with key=lambda p: merges.get(p, inf)); stop if it is not in merges; merge it everywhere.",
