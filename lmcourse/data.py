@@ -228,6 +228,7 @@ def _intro(t: _Teller, facts: dict[str, str], qa: list[tuple[str, str]]) -> None
               "Home for {Hn} was {home}, which {he} shared with {his} {fam}.",
               home=home, fam=fam, his=H.his)
         facts["home"] = home
+        facts["family"] = fam
         qa.append((f"Where did {H.name} live?", home))
         qa.append((f"Who did {H.name} live with?", f"{H.his} {fam}"))
     if not H.animal and rng.random() < 0.5:
@@ -505,23 +506,24 @@ def _plot_rescue(t: _Teller, facts, qa):
 
 def _plot_visit(t: _Teller, facts, qa):
     H, F, rng = t.H, t.F, t.rng
-    who = rng.choice(("grandmother", "grandfather", "aunt", "uncle"))
+    who = rng.choice([w for w in ("grandmother", "grandfather", "aunt", "uncle") if w != facts.get("family")])
+    giver = facts.get("family", "mother")
     food = rng.choice(FOODS)
     place, spots = rng.choice(PLACES)
-    t.say("{time}, {Hhis} mother gave {Hhim} a basket of {food}.", "{time}, {H} packed a basket with {food}.",
-          time=rng.choice(TIMES), food=food)
-    t.say('"Please take this to your {who}," {Hhis} mother said.', "It was for {Hhis} {who}, who was feeling poorly.",
-          "{H_} wanted to visit {Hhis} {who}, who lived on the other side of {place}.", who=who, place=place)
+    t.say("{time}, {Hhis} {giver} gave {Hhim} a basket of {food}.", "{time}, {H} packed a basket with {food}.",
+          time=rng.choice(TIMES), food=food, giver=giver)
+    t.say('"Please take this to your {who}," {Hhis} {giver} said.', "It was for {Hhis} {who}, who was feeling poorly.",
+          "{H_} wanted to visit {Hhis} {who}, who lived on the other side of {place}.", who=who, place=place, giver=giver)
     t.say("So {H} set off past {place}.", "The way went past {place} and the old gate.",
           "{H_} walked past {place}, humming a song.", place=place)
     t.say("On the way, {he} met {Fn} the {Fkind}.", "Halfway there, {Hhis} friend {Fn} joined {Hhim}.",
-          '"Where are you going?" asked {Fn}. "To see my {who}," said {Hn}.', who=who)
+          '"Where are you going?" asked {Hhis} friend {Fn}. "To see my {who}," said {Hn}.', who=who)
     t.maybe(0.6, "They stopped to pick some flowers.", "They stopped to watch the clouds for a while.",
             "They counted the birds on the fence.")
-    t.say("When they arrived, {Hhis} {who} was so glad to see them.", "The {who} opened the door with a big smile.",
-          who=who)
-    t.say('"{food_}! My favourite," said the {who}.', 'The {who} laughed and said, "You are the best."',
-          "They all sat down and shared the {food}.", who=who, food=food, food_=_cap(food))
+    t.say("When they arrived, {Hhis} {who} was so glad to see them.", "{Hhis_} {who} opened the door with a big smile.",
+          who=who, Hhis_=_cap(H.his))
+    t.say('"{food_}! My favourite," said {Hhis} {who}.', '{Hhis_} {who} laughed and said, "You are the best."',
+          "They all sat down and shared the {food}.", who=who, food=food, food_=_cap(food), Hhis_=_cap(H.his))
     end = rng.choice(("happy", "warm inside", "proud"))
     t.say("{Hn} walked home feeling {end}.", "{Hn} felt {end}.", end=end)
     facts.update(visited=who, food=food, place=place, friend=F.name, end=end)

@@ -35,7 +35,7 @@ def test_pinned_hash_catches_cross_platform_changes():
     assert text.startswith(PINNED_STORY_START)
 
 
-PINNED_STORY_HASH = "dcf68e5d3dcb6680"
+PINNED_STORY_HASH = "fc1f677508166f48"
 PINNED_STORY_START = "Ravi was a gentle boy. Home for Ravi was a yellow house on t"
 
 
