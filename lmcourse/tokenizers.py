@@ -477,8 +477,8 @@ def _is_whitespace(ch: str) -> bool:
     return ch in " \t\n\r" or unicodedata.category(ch) == "Zs"
 
 
-def _is_control(ch: str) -> bool:
-    return ch not in "\t\n\r" and unicodedata.category(ch) in ("Cc", "Cf")
+def _is_control(ch: str) -> bool:  # as BERT: every "C*" category (control, format, private use, ...)
+    return ch not in "\t\n\r" and unicodedata.category(ch).startswith("C")
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -499,7 +499,7 @@ class WordPiece(Tokenizer):
     """BERT's WordPiece encoder over a given vocabulary (one token per line of vocab.txt, id = line).
 
     Basic pre-tokenisation first (drop control characters, CJK characters as separate words,
-    split on whitespace, optionally lowercase and strip accents, split off punctuation), then
+    NFC, split on whitespace, optionally lowercase and strip accents, split off punctuation), then
     each word greedily takes the longest vocabulary prefix, continuing with "##" pieces; a
     word that cannot be covered becomes `unk_token`. Derived in chapters/02_tokenization.ipynb.
     """
@@ -541,7 +541,7 @@ class WordPiece(Tokenizer):
             else:
                 chars.append(" " if _is_whitespace(ch) else ch)
         out: list[str] = []
-        for word in "".join(chars).split():
+        for word in unicodedata.normalize("NFC", "".join(chars)).split():
             if word in self.never_split:
                 out.append(word)
                 continue

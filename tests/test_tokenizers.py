@@ -332,7 +332,8 @@ def test_wordpiece_basic_tokenization(wp):
     assert wp.basic_tokenize(" \tHeLLo!how  \n Are yoU?  ") == ["hello", "!", "how", "are", "you", "?"]
     assert wp.basic_tokenize(" \tHäLLo!how  \n Are yoU?  ") == ["hallo", "!", "how", "are", "you", "?"]
     assert wp.basic_tokenize("ah\u535a\u63a8zz") == ["ah", "\u535a", "\u63a8", "zz"]
-    assert wp.basic_tokenize("a\x00b\u200bc\ufffd") == ["abc"]  # control / format characters dropped
+    assert wp.basic_tokenize("a\x00b\u200bc\ufffd\ue000d") == ["abcd"]  # control, format, private use dropped
+    assert WordPiece(VOCAB, lowercase=False).tokenize("cafe\u0301") == ["café"]  # NFC first: e + ◌́ = é
     cased = WordPiece(VOCAB, lowercase=False)
     assert cased.basic_tokenize(" \tHäLLo!how  \n Are yoU?  ") == ["HäLLo", "!", "how", "Are", "yoU", "?"]
     cased_strip = WordPiece(VOCAB, lowercase=False, strip_accents=True)
