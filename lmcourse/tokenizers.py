@@ -206,8 +206,19 @@ class BPETokenizer(Tokenizer):
         return 256 + len(self.merges) + len(self.special_tokens)
 
     def split(self, text: str) -> list[str]:
-        """The pre-split chunks of `text` (no merge ever crosses a chunk boundary)."""
-        return self._compiled.findall(text) if self._compiled is not None else ([text] if text else [])
+        """The pre-split chunks of `text` (no merge ever crosses a chunk boundary).
+
+        Raises ValueError if the pattern skips some characters (they would be silently lost).
+        """
+        if self._compiled is None:
+            return [text] if text else []
+        chunks = self._compiled.findall(text)
+        if sum(map(len, chunks)) != len(text):
+            raise ValueError(
+                f"the split pattern {self.pattern[:60]!r} does not cover the whole text, so characters would "
+                "be lost; use 'gpt2', 'gpt4', '' (no split) or a pattern whose matches cover every character"
+            )
+        return chunks
 
     # -- training ---------------------------------------------------------------------------
 

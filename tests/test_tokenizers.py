@@ -406,3 +406,13 @@ def test_ch02_references_agree_with_the_library():
     for case in ch02.count_pairs.cases():
         (chunks,) = case.args
         assert sum(ch02.count_pairs.reference(chunks).values()) == sum(max(len(c) - 1, 0) for c in chunks)
+
+
+def test_pattern_that_drops_text_is_rejected():
+    tok = BPETokenizer(pattern=r"\w+")  # skips spaces: they would vanish from the ids
+    with pytest.raises(ValueError, match="does not cover the whole text"):
+        tok.encode("hello world")
+    with pytest.raises(ValueError, match="does not cover the whole text"):
+        BPETokenizer(pattern="gpt5").train("hello world", 300)
+    ok = BPETokenizer(pattern=r"\w+|\W+").train("hello world " * 5, 270)  # covers everything: fine
+    assert ok.decode(ok.encode("hello world")) == "hello world" and len(ok.encode("hello world")) < 11
