@@ -1333,13 +1333,17 @@ DATA_ENV = "LMCOURSE_DATA"
 
 
 class DownloadError(RuntimeError):
-    """A download failed, or what arrived does not match the pinned checksum."""
+    """A download failed, or what arrived does not match the pinned checksum.
+
+    The message names the URL and the cache path where the file can be placed by hand.
+    """
 
 
 def cache_dir() -> Path:
     """Where downloads are cached: $LMCOURSE_DATA, else the platform's user cache dir + /lmcourse.
 
     Linux: $XDG_CACHE_HOME or ~/.cache; macOS: ~/Library/Caches; Windows: %LOCALAPPDATA%.
+    Derived in chapters/01_language_models.ipynb.
     """
     env = os.environ.get(DATA_ENV)
     if env:
