@@ -20,7 +20,6 @@ import hashlib
 import os
 import re
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -28,6 +27,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from random import Random
+
+from .atomic import write_atomic
 
 SPLITS = ("train", "val", "test")
 
@@ -1393,16 +1394,7 @@ def download(name: str, url: str | None = None, timeout: float = 30.0) -> Path:
             f"checksum mismatch for {name!r} from {url}: got {len(data)} bytes with sha256 {digest}, "
             f"expected {r.size} bytes with sha256 {r.sha256}; nothing was cached."
         )
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{r.filename}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data)
     return path
 
 

@@ -12,11 +12,11 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import write_atomic
 from .course import pip_spec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,21 +42,6 @@ MARKDOWN_PLACEHOLDER = "YOUR ANSWER HERE"
 
 class MarkerError(ValueError):
     """A solution notebook has unterminated, stray or nested markers."""
-
-
-# -- atomic writes ----------------------------------------------------------------------
-def write_atomic(path: Path, text: str) -> None:
-    """Write `text` to `path` via a temporary file and os.replace: never a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def dumps(nb) -> str:

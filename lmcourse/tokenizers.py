@@ -20,13 +20,14 @@ from __future__ import annotations
 import heapq
 import json
 import os
-import tempfile
 import unicodedata
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
 import regex
+
+from .atomic import write_atomic
 
 # The pre-split patterns, character for character as tiktoken ships them (r50k_base = GPT-2,
 # cl100k_base = GPT-4). `\p{L}` (any letter) and possessive quantifiers need the `regex` module.
@@ -151,20 +152,6 @@ def _printable(b: bytes) -> str:
     """A token's bytes as readable text: UTF-8 where valid, \\xNN escapes for partial characters."""
     s = b.decode("utf-8", errors="backslashreplace")
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in s)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class BPETokenizer(Tokenizer):
@@ -453,7 +440,7 @@ class BPETokenizer(Tokenizer):
         for (a, b), new_id in self.merges.items():
             lines.append(f"{a} {b}\t{json.dumps(_printable(self.vocab[new_id]), ensure_ascii=False)}")
         path = Path(path)
-        _atomic_write(path, "\n".join(lines) + "\n")
+        write_atomic(path, "\n".join(lines) + "\n")
         return path
 
     @classmethod

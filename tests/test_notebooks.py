@@ -132,20 +132,6 @@ def test_the_repository_exercises_are_in_sync():
     assert problems == [], "run `make exercises`:\n" + "\n".join(problems)
 
 
-def test_write_atomic_keeps_old_file_when_interrupted(tmp_path, monkeypatch):
-    target = tmp_path / "a.txt"
-    target.write_text("old")
-
-    def boom(src, dst):
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(nbt.os, "replace", boom)
-    with pytest.raises(KeyboardInterrupt):
-        nbt.write_atomic(target, "new")
-    assert target.read_text() == "old"
-    assert list(tmp_path.iterdir()) == [target]  # no temporary file left behind
-
-
 # -- conventions over every course notebook ----------------------------------------------
 COURSE = sorted(p for d in ("chapters", "solutions", "exercises") for p in (ROOT / d).glob("*.ipynb"))
 
