@@ -4,6 +4,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests are derandomized (the same examples every run, no example database) so that
+# `make test` is deterministic; `--hypothesis-profile=explore` searches afresh.
+settings.register_profile("lmcourse", derandomize=True, database=None, deadline=None)
+settings.register_profile("explore", deadline=None)
+settings.load_profile("lmcourse")
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
