@@ -238,3 +238,18 @@ def test_runner_executes_in_place_records_time_and_stops_at_first_error(tmp_path
     recorded = json.loads(timings.read_text())
     assert set(recorded) == {"_threads", good.as_posix(), ex.as_posix()}  # the failed and unrun ones are not timed
     assert all(v >= 0 for v in recorded.values())
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "exercises").glob("*.ipynb")), ids=lambda p: p.name)
+def test_stub_numbers_match_the_checks_that_follow(path):
+    """The k-th stub says "Exercise N.k" and the k-th check judges exercise N.k: one numbering."""
+    import re
+
+    from lmcourse import checks
+
+    registry = checks.load_all()
+    by_name = {(int(k.split(".")[0]), ex.name): k for k, ex in registry.items()}
+    source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    stubs = re.findall(r'NotImplementedError\("Exercise (\d+\.\d+)"\)', source)
+    checked = [by_name.get((int(n), name)) for n, name in re.findall(r"ch(\d\d)\.(\w+)\.check\(", source)]
+    assert stubs and stubs == checked, f"{path.name}: stubs {stubs} but checks {checked}"
