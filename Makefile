@@ -14,6 +14,8 @@ export LMCOURSE_NUM_THREADS := $(THREADS)
 export OMP_NUM_THREADS := $(THREADS)
 export MKL_NUM_THREADS := $(THREADS)
 export PYTHONHASHSEED := 0
+# Stored outputs are CPU outputs: test and re-run them on the CPU even where a GPU exists.
+export LMCOURSE_DEVICE := cpu
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 NBVAL := --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider

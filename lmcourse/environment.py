@@ -13,12 +13,26 @@ import sys
 from dataclasses import dataclass
 
 THREADS_ENV = "LMCOURSE_NUM_THREADS"
+DEVICE_ENV = "LMCOURSE_DEVICE"
 
 
 def device() -> "torch.device":  # noqa: F821 - torch imported lazily
-    """The best available device: CUDA, then Apple MPS, then CPU."""
+    """The best available device: CUDA, then Apple MPS, then CPU.
+
+    The LMCOURSE_DEVICE environment variable overrides the choice (`make test` and
+    `make notebooks` set it to "cpu", so stored outputs are CPU outputs on any machine).
+    """
     import torch
 
+    forced = os.environ.get(DEVICE_ENV)
+    if forced:
+        try:
+            dev = torch.device(forced)
+        except RuntimeError:
+            raise ValueError(f"{DEVICE_ENV} must name a torch device such as 'cpu' or 'cuda', got {forced!r}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"{DEVICE_ENV}={forced!r} but CUDA is not available here")
+        return dev
     if torch.cuda.is_available():
         return torch.device("cuda")
     mps = getattr(torch.backends, "mps", None)

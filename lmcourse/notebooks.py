@@ -62,6 +62,7 @@ def kernel_env(threads: int = DEFAULT_THREADS) -> dict[str, str]:
             "OMP_NUM_THREADS": t,
             "MKL_NUM_THREADS": t,
             "PYTHONHASHSEED": "0",
+            "LMCOURSE_DEVICE": "cpu",  # stored outputs are CPU outputs, even on a GPU machine
         }
     )
     return env

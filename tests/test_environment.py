@@ -53,6 +53,7 @@ def test_setup_rejects_bad_thread_env(monkeypatch):
 
 
 def test_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    monkeypatch.delenv("LMCOURSE_DEVICE", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert lmcourse.device().type == "cuda"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
@@ -85,3 +86,16 @@ def test_doctor_command_runs_as_a_console_script():
     proc = subprocess.run([sys.executable, "-m", "lmcourse.cli", "doctor"], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "doctor: all required packages present" in proc.stdout
+
+
+def test_device_override(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LMCOURSE_DEVICE", "cpu")
+    assert lmcourse.device().type == "cpu"
+    monkeypatch.setenv("LMCOURSE_DEVICE", "gpu0")
+    with pytest.raises(ValueError, match="LMCOURSE_DEVICE"):
+        lmcourse.device()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("LMCOURSE_DEVICE", "cuda")
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        lmcourse.device()
