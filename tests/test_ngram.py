@@ -73,6 +73,14 @@ def test_mle_equals_normalised_counts_when_k_is_zero():
         assert lm.prob([a], b) == c / total
 
 
+def test_a_longer_context_uses_its_last_n_minus_1_tokens():
+    lm = NGramLM(2, k=0.5).fit("abracadabra")
+    assert lm.prob("xyzca", "d") == lm.prob("a", "d") != lm.prob("c", "d")
+    tri = NGramLM(3).fit("abracadabra")
+    assert tri.distribution("zzzab") == tri.distribution("ab") != tri.distribution("zz")
+    assert tri.logprob(list("rrrbr"), "a") == 0.0  # "br" is always followed by "a"
+
+
 def test_add_k_formula_by_hand():
     lm = NGramLM(2, k=1).fit("abracadabra")
     V = 5  # a b c d r

@@ -24,6 +24,7 @@ from lmcourse.text import luhn_valid, normalize, scrub_pii
         ("a\tb  \t c", "a b c"),
         ("line1\r\nline2\rline3\u2028line4", "line1\nline2\nline3\nline4"),
         ("keep\n\nparagraphs\n\n\n\n\nbut not more", "keep\n\nparagraphs\n\nbut not more"),
+        ("three\n\n\nnewlines", "three\n\nnewlines"),  # exactly three collapse too
         ("bell\x07 and null\x00 gone", "bell and null gone"),
         ("zero\u200bwidth\ufeff and soft\u00adhyphen", "zerowidth and softhyphen"),
         ("trailing   \n   leading", "trailing\nleading"),

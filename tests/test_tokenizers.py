@@ -242,6 +242,17 @@ def test_special_tokens(mixed_tok):
     assert tok.token_str(500) == "<|endoftext|>"
 
 
+def test_overlapping_special_tokens_match_longest_first():
+    # "<x>" is a prefix of "<x>y": the longer one wins wherever both could match
+    tok = BPETokenizer("gpt4", special_tokens=["<x>", "<x>y"]).train("hello world " * 20, 270)
+    x, xy = tok.special_tokens["<x>"], tok.special_tokens["<x>y"]
+    assert tok.encode("a<x>yb<x>", allowed_special="all") == [97, xy, 98, x]
+    assert tok.encode("a<x>yb<x>", allowed_special={"<x>"}) == [97, x, 121, 98, x]
+    with pytest.raises(ValueError, match="special token '<x>y'"):
+        tok.encode("a<x>y")
+    assert tok.decode(tok.encode("a<x>yb<x>", allowed_special="all")) == "a<x>yb<x>"
+
+
 def test_special_tokens_are_not_trained_on():
     text = "hello<|endoftext|>" * 200
     tok = BPETokenizer("gpt4", special_tokens=["<|endoftext|>"]).train(text, 300)
@@ -271,6 +282,13 @@ def test_save_load_roundtrip(mixed_tok, tmp_path):
     bad.write_text("not a tokenizer\n")
     with pytest.raises(ValueError, match="not a 'lmcourse-bpe 1' file"):
         BPETokenizer.load(bad)
+    # a merge may only use ids that exist before it (bytes and earlier merges)
+    lines = BPETokenizer(pattern="").train("aaabdaaabac", 259).save(tmp_path / "ok.bpe").read_text().split("\n")
+    assert lines[-4:-1] == ['97 97\t"aa"', '97 98\t"ab"', '256 257\t"aaab"']
+    lines[-3] = '97 258\t"?"'  # merge 1 (id 257) refers to id 258, which merge 2 only creates later
+    (tmp_path / "future.bpe").write_text("\n".join(lines))
+    with pytest.raises(ValueError, match="merge 1 uses an id that does not exist yet: 97 258"):
+        BPETokenizer.load(tmp_path / "future.bpe")
 
 
 def test_truncated_is_the_tokenizer_after_k_merges():
