@@ -169,8 +169,8 @@ class NGramLM:
         Derived in chapters/01_language_models.ipynb.
         """
         self._require_fit()
-        if length < 0:
-            raise ValueError(f"length must be >= 0, got {length}")
+        if not isinstance(length, int) or length < 0:
+            raise ValueError(f"length must be an int >= 0, got {length!r}")
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
         rng = random.Random(seed)
@@ -219,7 +219,7 @@ def _sorted_tokens(tokens: Iterable[Token]) -> list[Token]:
 
 def ngram_counts(tokens: Sequence[Token], n: int) -> Counter:
     """Counter of every n-gram (as a tuple) in `tokens`. Derived in chapters/01_language_models.ipynb."""
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be an int >= 1, got {n!r}")
     tokens = list(tokens)
     return Counter(tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))

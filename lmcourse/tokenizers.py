@@ -92,6 +92,8 @@ class CharTokenizer(Tokenizer):
         return len(self.itos)
 
     def encode(self, text: str) -> list[int]:
+        if not isinstance(text, str):
+            raise ValueError(f"encode expects a str, got {type(text).__name__}")
         stoi = self.stoi
         try:
             return [stoi[c] for c in text]
@@ -164,8 +166,13 @@ class BPETokenizer(Tokenizer):
     """
 
     def __init__(self, pattern: str = "gpt4", special_tokens: Iterable[str] = ()):
+        if not isinstance(pattern, str):
+            raise ValueError(f"pattern must be 'gpt2', 'gpt4', '' or a regex string, got {type(pattern).__name__}")
         self.pattern = _PATTERNS.get(pattern, pattern)
-        self._compiled = regex.compile(self.pattern) if self.pattern else None
+        try:
+            self._compiled = regex.compile(self.pattern) if self.pattern else None
+        except regex.error as e:
+            raise ValueError(f"pattern {self.pattern[:60]!r} is not a valid regex: {e}") from None
         self.merges: dict[tuple[int, int], int] = {}
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
         self.special_tokens: dict[str, int] = {}
@@ -219,8 +226,10 @@ class BPETokenizer(Tokenizer):
         touching them change count. Occurrences merge left to right without overlap, exactly
         like `merge`. Stops early when no adjacent pair is left. Returns self.
         """
-        if vocab_size < 256:
-            raise ValueError(f"vocab_size must be >= 256 (the bytes), got {vocab_size}")
+        if not isinstance(text, str):
+            raise ValueError(f"train expects text as a str, got {type(text).__name__}")
+        if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 256:
+            raise ValueError(f"vocab_size must be an int >= 256 (the bytes), got {vocab_size!r}")
         pieces = [text]
         if self.special_tokens:  # special tokens are separators, never part of a merge
             pieces = [p for p in self._special_re.split(text) if p not in self.special_tokens]
@@ -339,6 +348,8 @@ class BPETokenizer(Tokenizer):
 
     def encode_ordinary(self, text: str) -> list[int]:
         """Encode `text`, treating special-token strings as ordinary text."""
+        if not isinstance(text, str):
+            raise ValueError(f"encode expects a str, got {type(text).__name__} (bytes: decode them first)")
         cache = self._cache
         out: list[int] = []
         for chunk in self.split(text):
@@ -357,6 +368,8 @@ class BPETokenizer(Tokenizer):
         encoded as ordinary text), "none_raise" (default: raise ValueError if one occurs, like
         tiktoken), or a set of the special tokens to allow (the others are ordinary text).
         """
+        if not isinstance(text, str):
+            raise ValueError(f"encode expects a str, got {type(text).__name__} (bytes: decode them first)")
         if allowed_special == "all":
             allowed = set(self.special_tokens)
         elif allowed_special in ("none", "none_raise"):
@@ -413,7 +426,7 @@ class BPETokenizer(Tokenizer):
 
     def truncated(self, num_merges: int) -> "BPETokenizer":
         """A copy that keeps only the first `num_merges` merges (the tokenizer after that many steps)."""
-        if not 0 <= num_merges <= len(self.merges):
+        if not isinstance(num_merges, int) or not 0 <= num_merges <= len(self.merges):
             raise ValueError(f"num_merges must be in 0..{len(self.merges)}, got {num_merges}")
         tok = BPETokenizer(self.pattern, self._special_names)
         for pair, new_id in list(self.merges.items())[:num_merges]:
@@ -530,6 +543,8 @@ class WordPiece(Tokenizer):
 
     def basic_tokenize(self, text: str) -> list[str]:
         """BERT's pre-tokenisation: words and punctuation marks, before WordPiece."""
+        if not isinstance(text, str):
+            raise ValueError(f"WordPiece expects text as a str, got {type(text).__name__}")
         chars = []
         for ch in text:
             if ch == "\x00" or ch == "\ufffd" or _is_control(ch):

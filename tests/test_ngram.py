@@ -163,3 +163,7 @@ def test_bad_inputs_raise_value_error():
         lm.prob("a", "b")
     with pytest.raises(ValueError, match="missing training tokens"):
         NGramLM(2).fit("abc", vocab="ab")
+    with pytest.raises(ValueError, match="length must be an int >= 0, got 2.5"):
+        lm.sample(2.5)
+    with pytest.raises(ValueError, match="n must be an int >= 1, got '2'"):
+        ngram_counts("abc", "2")

@@ -301,9 +301,27 @@ def test_truncated_is_the_tokenizer_after_k_merges():
         tok.truncated(4)
 
 
-def test_bad_vocab_size():
-    with pytest.raises(ValueError, match="vocab_size must be >= 256"):
+def test_bad_inputs_raise_value_error_naming_the_value():
+    with pytest.raises(ValueError, match="vocab_size must be an int >= 256 .* got 100"):
         BPETokenizer().train("abc", 100)
+    with pytest.raises(ValueError, match="got 300.5"):
+        BPETokenizer().train("abc", 300.5)
+    with pytest.raises(ValueError, match="train expects text as a str, got bytes"):
+        BPETokenizer().train(b"abc", 300)
+    with pytest.raises(ValueError, match="encode expects a str, got bytes"):
+        BPETokenizer().encode(b"abc")
+    with pytest.raises(ValueError, match="encode expects a str, got NoneType"):
+        BPETokenizer().encode_ordinary(None)
+    with pytest.raises(ValueError, match="not a valid regex"):
+        BPETokenizer(pattern="((")
+    with pytest.raises(ValueError, match="got int"):
+        BPETokenizer(pattern=4)
+    with pytest.raises(ValueError, match="num_merges must be in 0..3, got 1.5"):
+        BPETokenizer(pattern="").train("aaabdaaabac", 259).truncated(1.5)
+    with pytest.raises(ValueError, match="encode expects a str, got list"):
+        CharTokenizer.fit("abc").encode(["a"])
+    with pytest.raises(ValueError, match="expects text as a str, got NoneType"):
+        WordPiece(VOCAB).encode(None)
 
 
 # ---------------------------------------------------------------------------- characters
