@@ -1375,10 +1375,12 @@ def download(name: str, url: str | None = None, timeout: float = 30.0) -> Path:
     r = REMOTES[name]
     folder = cache_dir()
     path = folder / r.filename
+    stale = ""
     if path.exists():
         data = path.read_bytes()
         if len(data) == r.size and _sha256(data) == r.sha256:
             return path
+        stale = f" The file now at {path} does not match the pinned sha256 {r.sha256} (a partial or edited copy?)."
     url = url or os.environ.get(f"LMCOURSE_{name.upper()}_URL") or r.url
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:
@@ -1387,6 +1389,7 @@ def download(name: str, url: str | None = None, timeout: float = 30.0) -> Path:
         raise DownloadError(
             f"could not download {name!r} from {url} ({e}). If you are offline, download the file "
             f"elsewhere and place it by hand at {path} (or set {DATA_ENV} to a folder that holds {r.filename})."
+            + stale
         ) from e
     digest = _sha256(data)
     if len(data) != r.size or digest != r.sha256:

@@ -261,6 +261,16 @@ def test_unreachable_url_names_url_and_cache_path(cache):
     assert url in msg and str(cache / "tinyshakespeare.txt") in msg and "by hand" in msg
 
 
+def test_offline_with_a_bad_copy_in_the_cache_says_so(cache):
+    cache.mkdir()
+    (cache / "tinyshakespeare.txt").write_text("First Citizen:\r\n")  # e.g. a copy with Windows line ends
+    with _Server(cache.parent) as srv:
+        url = srv.url("input.txt")
+    with pytest.raises(data.DownloadError, match="does not match the pinned sha256") as err:
+        data.download("tinyshakespeare", url=url, timeout=5)
+    assert url in str(err.value) and "by hand" in str(err.value)
+
+
 def test_cache_dir_default_is_platform_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("LMCOURSE_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
