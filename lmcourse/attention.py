@@ -10,6 +10,7 @@ Derived in chapters/04_self_attention.ipynb.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import torch
@@ -92,6 +93,8 @@ def scaled_dot_product_attention(
     Tq, Tk, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
     if scale is None:
         scale = 1.0 / math.sqrt(d_k)
+    elif isinstance(scale, bool) or not isinstance(scale, numbers.Real):
+        raise ValueError(f"scale must be a float (or None for 1/sqrt(d_k)), got {scale!r}")
     scores_shape = (*batch, Tq, Tk)
 
     keep = None
@@ -178,7 +181,7 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"n_embd must be a positive int, got {n_embd!r}")
         if isinstance(n_head, bool) or not isinstance(n_head, int) or n_head < 1 or n_embd % n_head:
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head!r}")
-        if not 0.0 <= dropout < 1.0:
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
         self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)

@@ -186,7 +186,7 @@ class LearnedPositionalEmbedding(nn.Module):
     def forward(self, T: int, offset: int = 0) -> Tensor:
         if not isinstance(T, int) or isinstance(T, bool) or T <= 0:
             raise ValueError(f"LearnedPositionalEmbedding: T must be a positive int, got T={T!r}")
-        if not isinstance(offset, int) or offset < 0:
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
             raise ValueError(f"LearnedPositionalEmbedding: offset must be an int >= 0, got {offset!r}")
         if offset + T > self.block_size:
             raise ValueError(
@@ -218,7 +218,7 @@ def rope_frequencies(
     """
     _check_length_dim(T, d, even=True, what="rope_frequencies")
     _check_base(base, "rope_frequencies")
-    if not isinstance(offset, int) or offset < 0:
+    if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise ValueError(f"rope_frequencies: offset must be an int >= 0, got {offset!r}")
     pos = torch.arange(offset, offset + T, dtype=torch.float64)[:, None]
     theta = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)

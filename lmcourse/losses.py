@@ -39,8 +39,8 @@ def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
     where the naive ``log(exp(x) / exp(x).sum())`` gives nan. Derived in
     chapters/05_cross_entropy.ipynb.
     """
-    if not torch.is_floating_point(x):
-        raise ValueError(f"log_softmax needs a floating tensor, got dtype {x.dtype}")
+    if not isinstance(x, Tensor) or not torch.is_floating_point(x):
+        raise ValueError(f"log_softmax needs a floating tensor, got {getattr(x, 'dtype', type(x).__name__)}")
     m = _stable_max(x, dim)
     shifted = x - m
     return shifted - torch.log(torch.exp(shifted).sum(dim=dim, keepdim=True))
@@ -52,8 +52,8 @@ def softmax(x: Tensor, dim: int = -1) -> Tensor:
     Subtracting the max first keeps every ``exp`` in [0, 1], so large logits do not
     overflow. Derived in chapters/05_cross_entropy.ipynb.
     """
-    if not torch.is_floating_point(x):
-        raise ValueError(f"softmax needs a floating tensor, got dtype {x.dtype}")
+    if not isinstance(x, Tensor) or not torch.is_floating_point(x):
+        raise ValueError(f"softmax needs a floating tensor, got {getattr(x, 'dtype', type(x).__name__)}")
     e = torch.exp(x - _stable_max(x, dim))
     return e / e.sum(dim=dim, keepdim=True)
 
@@ -281,6 +281,8 @@ def _check_attention_args(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) 
             raise ValueError(f"{name} must be a floating tensor, got {getattr(t, 'dtype', type(t).__name__)}")
         if t.dim() < 2:
             raise ValueError(f"{name} must have shape (..., T, d), got {tuple(t.shape)}")
+    if not (q.dtype == k.dtype == v.dtype):
+        raise ValueError(f"q, k, v must share one dtype, got {q.dtype}, {k.dtype}, {v.dtype}")
     if q.shape[:-2] != k.shape[:-2] or k.shape[:-2] != v.shape[:-2]:
         raise ValueError(
             f"q, k, v must share their leading dims, got q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)}"
@@ -290,6 +292,9 @@ def _check_attention_args(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) 
     if k.shape[-2] != v.shape[-2]:
         raise ValueError(f"k and v must have the same length T_k, got k {tuple(k.shape)} and v {tuple(v.shape)}")
     if mask is not None:
+        if not isinstance(mask, Tensor) or not (mask.dtype == torch.bool or torch.is_floating_point(mask)):
+            got = mask.dtype if isinstance(mask, Tensor) else type(mask).__name__
+            raise ValueError(f"mask must be a bool tensor (True = keep) or a float one (added to the scores), got {got}")
         scores_shape = q.shape[:-1] + (k.shape[-2],)
         try:
             torch.broadcast_shapes(mask.shape, scores_shape)
@@ -348,6 +353,9 @@ def attention_backward(
     """
     _check_attention_args(q, k, v, mask)
     out_shape = q.shape[:-1] + v.shape[-1:]
+    if not isinstance(grad_out, Tensor) or grad_out.dtype != q.dtype:
+        got = grad_out.dtype if isinstance(grad_out, Tensor) else type(grad_out).__name__
+        raise ValueError(f"grad_out must be a tensor of q's dtype {q.dtype}, got {got}")
     if grad_out.shape != out_shape:
         raise ValueError(f"grad_out must have the output's shape {tuple(out_shape)}, got {tuple(grad_out.shape)}")
     scale = _default_scale(q, scale)

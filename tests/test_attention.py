@@ -256,6 +256,18 @@ def test_dropout_only_in_training():
     assert not torch.allclose(att(x), y1)
 
 
+def test_training_dropout_also_drops_attention_weights():
+    # With the residual dropout switched off, a training-mode output still differs: the weights are dropped.
+    torch.manual_seed(0)
+    att = CausalSelfAttention(8, 2, dropout=0.5)
+    att.resid_dropout.p = 0.0
+    x = torch.randn(2, 5, 8)
+    att.eval()
+    y = att(x)
+    att.train()
+    assert not torch.allclose(att(x), y)
+
+
 # ---------------------------------------------------------------- errors name the shapes
 
 @pytest.mark.parametrize(
@@ -287,6 +299,8 @@ def test_sdpa_mask_errors():
         scaled_dot_product_attention(q.double(), k, v)
     with pytest.raises(ValueError, match=r"floating-point"):
         scaled_dot_product_attention(q.long(), k.long(), v.long())
+    with pytest.raises(ValueError, match=r"scale must be a float.*'0.5'"):
+        scaled_dot_product_attention(q, k, v, scale="0.5")
 
 
 def test_module_errors():
@@ -314,6 +328,8 @@ def test_module_errors():
         merge_heads(torch.zeros(2, 3))
     with pytest.raises(ValueError, match=r"non-negative int"):
         causal_mask(-1)
+    with pytest.raises(ValueError, match=r"dropout must be in \[0, 1\), got 'x'"):
+        MultiHeadAttention(8, 2, dropout="x")
 
 
 # ---------------------------------------------------------------- chapter 04's exercise references

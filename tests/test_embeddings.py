@@ -330,6 +330,13 @@ def test_tables_follow_the_requested_device_and_apply_rotary_follows_x():
     assert y.device.type == "meta" and y.shape == (2, 4, 8)  # ... moved to x's device
 
 
+def test_bool_offsets_are_rejected():
+    with pytest.raises(ValueError, match="offset"):
+        rope_frequencies(4, 8, offset=True)
+    with pytest.raises(ValueError, match="offset"):
+        LearnedPositionalEmbedding(8, 4)(2, offset=True)
+
+
 def test_bad_base_type_raises_value_error():
     with pytest.raises(ValueError, match="base"):
         rope_frequencies(4, 8, base="10000")

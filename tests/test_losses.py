@@ -248,6 +248,14 @@ def test_perplexity_matches_exp_of_torch_cross_entropy():
         losses.perplexity(x, torch.softmax(x, -1))
 
 
+def test_perplexity_honours_a_custom_ignore_index():
+    x = _logits((6, 5), torch.float64)
+    t = torch.tensor([0, 3, 0, 1, 4, 2])  # 0 is the padding id here
+    expected = torch.exp(F.cross_entropy(x, t, ignore_index=0))
+    assert _max_err(losses.perplexity(x, t, ignore_index=0), expected) <= 1e-10
+    assert _max_err(losses.perplexity(x, t, ignore_index=0), losses.perplexity(x, t)) > 1e-3
+
+
 # --------------------------------------------------------------------------------------
 # attention: forward against SDPA, hand-written backward against autograd
 
@@ -374,6 +382,16 @@ def test_attention_mask_and_grad_out_errors():
         losses.attention_backward(q, k, v, torch.zeros(2, 5, 4, dtype=torch.float64))
     with pytest.raises(ValueError, match="int64"):
         losses.attention_forward(q.long(), k, v)
+    with pytest.raises(ValueError, match=r"share one dtype.*float32.*float64"):
+        losses.attention_forward(q.float(), k, v)
+    with pytest.raises(ValueError, match=r"bool tensor .* or a float one.*int64"):  # a 0/1 int mask is not silently added
+        losses.attention_forward(q, k, v, mask=torch.ones(5, 6, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"grad_out must be a tensor.*list"):
+        losses.attention_backward(q, k, v, [[0.0]])
+    with pytest.raises(ValueError, match=r"grad_out.*float64.*float32"):
+        losses.attention_backward(q, k, v, torch.zeros(2, 5, 3))
+    with pytest.raises(ValueError, match="list"):
+        losses.softmax([1.0, 2.0])
 
 
 # --------------------------------------------------------------------------------------
