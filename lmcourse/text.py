@@ -18,8 +18,9 @@ What counts as PII here (decisions, each pinned by a test):
 - PHONE: optional +country code, then an area part ("(digits)" or 2-5 digits) and one or
   two more groups (3-6 then 3-4 digits) separated by space, dot or hyphen, or "+" followed
   by 8-15 contiguous digits; 9-15 digits in total. Space-only numbers need a leading +,
-  a leading 0 or parentheses, so "in 2019 2020 2021" stays; dotted ones need three groups
-  (415.555.0132, not 123.456789). Dates (2024-01-31, 31.01.2024), times, prices
+  a leading 0 or parentheses, so "in 2019 2020 2021" stays; so do numbers of only two
+  groups (07700 900123 is a phone number, the ZIP+4 code 94103-1234 and the invoice number
+  2024-000123 are not); dotted ones need three groups (415.555.0132, not 123.456789). Dates (2024-01-31, 31.01.2024), times, prices
   ($1,299.00), versions, ISBNs and bare digit runs do not fit the pattern.
 
 Derived in chapters/02_tokenization.ipynb.
@@ -121,6 +122,8 @@ def _phone(m: re.Match) -> str:
         seps = set(re.findall(r"[ .-]", s))
         if seps == {" "} and not s.startswith("0"):
             return s  # "2019 2020 2021": space-separated groups need +, 0 or ( to count
+        if len(re.findall(r"[ .-]", s)) == 1 and not s.startswith("0"):
+            return s  # two groups: "94103-1234" is a ZIP+4 code, "07700 900123" a phone number
         if seps == {"."} and s.count(".") < 2:
             return s  # "123.456789" is a decimal number, 415.555.0132 is a phone number
     return PLACEHOLDERS["phone"]

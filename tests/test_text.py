@@ -96,6 +96,7 @@ POSITIVES = [
     ("text +14155550132", "text <PHONE>"),
     ("ring 020 7946 0958", "ring <PHONE>"),
     ("mobile 07700 900123", "mobile <PHONE>"),
+    ("hotline 0800-123456", "hotline <PHONE>"),  # two groups with a leading 0
     ("Mia (mia@example.org, 415-555-0199) sent it from 172.16.4.2",
      "Mia (<EMAIL>, <PHONE>) sent it from <IP>"),
 ]
@@ -118,6 +119,8 @@ NEGATIVES = [
     "years 1999-2005",                          # a range
     "in 2019 2020 2021 we grew",                # space-separated years
     "dial 555-0132",                            # too short to be a full number
+    "San Francisco, CA 94103-1234",             # ZIP+4 code: two groups without a leading 0
+    "invoice 2024-000123",                      # year-number: two groups without a leading 0
     "id 4155550132",                            # a bare digit run is a number, not a phone
     "email me at jane at example dot com",      # obfuscated, not an address
     "user@localhost",                           # no top-level domain
