@@ -126,6 +126,17 @@ def _att_blocks_self(q, k, v):
     return torch.softmax(scores, dim=-1) @ v
 
 
+def _att_no_mask(q, k, v):
+    d = q.shape[-1]
+    return torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d), dim=-1) @ v
+
+
+def _att_mask_inverted(q, k, v):
+    T, d = q.shape[-2:]
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
+
+
 causal_attention = Exercise(
     id="4.2",
     name="causal_attention",
@@ -149,6 +160,11 @@ causal_attention = Exercise(
               "Keep key j only when j <= i: tril with diagonal=0."),
         Wrong(_att_blocks_self, "your mask is off by one: the diagonal is masked, so a token cannot see itself and the first "
               "token sees nothing (a row of -inf gives NaN). Mask only j > i: triu(diagonal=1), or keep tril()."),
+        Wrong(_att_no_mask, "there is no causal mask: every token attends to the whole sequence, future included. "
+              "Fill the scores above the diagonal with -inf before the softmax."),
+        Wrong(_att_mask_inverted, "your mask is inverted: you filled the past and the diagonal with -inf and kept the future "
+              "(the last token sees nothing, a row of NaN). tril() marks what to keep, so fill where it is False: "
+              "masked_fill(~mask, float('-inf'))."),
     ],
     hint="scores = q @ kᵀ / √d_k has shape (..., T, T). Fill the entries above the diagonal with -inf "
     "(masked_fill with ~torch.ones(T, T, dtype=torch.bool).tril()), softmax over the last axis, multiply by v.",
