@@ -8,6 +8,12 @@ from __future__ import annotations
 
 
 # -- attention explorer (chapter 04) ----------------------------------------------------
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # annotations only: torch and matplotlib are imported when a widget is built
+    import torch
+    from matplotlib.figure import Figure
+
 ATTENTION_SCALES = {"1/√d_k": "inv_sqrt", "1 (no scaling)": "one"}
 
 
@@ -15,11 +21,12 @@ class AttentionView:
     """What `AttentionExplorer.render` drew: tokens, weights (n_head, T, T) of every head,
     the heads shown, the scale used, the causal flag and the matplotlib Figure."""
 
-    def __init__(self, tokens, weights, heads, scale, causal, figure):
+    def __init__(self, tokens: list[str], weights: torch.Tensor, heads: list[int], scale: float, causal: bool,
+                 figure: Figure) -> None:
         self.tokens, self.weights, self.heads = tokens, weights, heads
         self.scale, self.causal, self.figure = scale, causal, figure
 
-    def entropy(self):
+    def entropy(self) -> torch.Tensor:
         """Mean entropy (nats) of the attention rows, one value per head: (n_head,)."""
         import torch
 
@@ -82,7 +89,7 @@ class AttentionExplorer:
         self.render()
 
     # -- the numbers -------------------------------------------------------------------
-    def embed(self, tokens: list[str]):
+    def embed(self, tokens: list[str]) -> torch.Tensor:
         """(T, d_model): a fixed random vector per word plus sinusoidal positions."""
         import torch
         import zlib
@@ -102,7 +109,7 @@ class AttentionExplorer:
         base = self.head_size**-0.5 if self.scale.value == "inv_sqrt" else 1.0
         return base * float(self.multiplier.value)
 
-    def weights(self, tokens: list[str]):
+    def weights(self, tokens: list[str]) -> torch.Tensor:
         """(n_head, T, T) attention weights for `tokens` under the current controls."""
         import torch
 
