@@ -322,6 +322,20 @@ def test_attention_gradcheck_catches_a_dropped_softmax_jacobian():
     assert _max_err(right[2], wrong[2]) <= 1e-12  # dV agrees ...
     assert _max_err(right[0], wrong[0]) > 1e-3  # ... dQ does not
 
+    class DroppedJacobian(torch.autograd.Function):  # ... and gradcheck rejects it as a backward pass
+        @staticmethod
+        def forward(ctx, q, k, v):
+            ctx.save_for_backward(q, k, v)
+            return losses.attention_forward(q, k, v)
+
+        @staticmethod
+        def backward(ctx, d_out):
+            q, k, v = ctx.saved_tensors
+            return wrong_backward(q, k, v, d_out, 1 / math.sqrt(q.shape[-1]))
+
+    args = tuple(t.clone().requires_grad_(True) for t in (q, k, v))
+    assert not torch.autograd.gradcheck(DroppedJacobian.apply, args, raise_exception=False)
+
 
 # --------------------------------------------------------------------------------------
 # errors name the offending values
