@@ -58,6 +58,11 @@ def _check_length_dim(T: int, d: int, *, even: bool, what: str) -> None:
         raise ValueError(f"{what}: d must be even (dimensions come in sin/cos pairs), got d={d}")
 
 
+def _check_float_dtype(dtype: torch.dtype, what: str) -> None:
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"{what}: dtype must be a floating dtype (sin and cos lie in [-1, 1]), got {dtype!r}")
+
+
 def _check_base(base: float, what: str) -> None:
     if not isinstance(base, (int, float)) or isinstance(base, bool) or not base > 1.0:
         raise ValueError(f"{what}: base must be > 1, got base={base!r}")
@@ -105,6 +110,8 @@ def cosine_similarity(a: Tensor, b: Tensor | None = None, eps: float = 1e-8) -> 
         if not isinstance(t, Tensor) or t.ndim != 2:
             shape = tuple(t.shape) if isinstance(t, Tensor) else type(t).__name__
             raise ValueError(f"cosine_similarity: {name} must be a 2-D (N, C) tensor, got {shape}")
+        if not t.is_floating_point():
+            raise ValueError(f"cosine_similarity: {name} must be a floating tensor, got dtype {t.dtype}")
     if a.shape[1] != b.shape[1]:
         raise ValueError(
             f"cosine_similarity: a and b need the same width C, got a {tuple(a.shape)}, b {tuple(b.shape)}"
@@ -159,6 +166,7 @@ def sinusoidal_positions(
     """
     _check_length_dim(T, d, even=True, what="sinusoidal_positions")
     _check_base(base, "sinusoidal_positions")
+    _check_float_dtype(dtype, "sinusoidal_positions")
     pos = torch.arange(T, dtype=torch.float64)[:, None]                     # (T, 1)
     inv_freq = base ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)    # (d/2,)
     angle = pos * inv_freq                                                  # (T, d/2)
@@ -218,6 +226,7 @@ def rope_frequencies(
     """
     _check_length_dim(T, d, even=True, what="rope_frequencies")
     _check_base(base, "rope_frequencies")
+    _check_float_dtype(dtype, "rope_frequencies")
     if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
         raise ValueError(f"rope_frequencies: offset must be an int >= 0, got {offset!r}")
     pos = torch.arange(offset, offset + T, dtype=torch.float64)[:, None]
@@ -237,6 +246,8 @@ def apply_rotary(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     """
     if not isinstance(x, Tensor) or x.ndim < 2:
         raise ValueError(f"apply_rotary: x must be a (..., T, d) tensor, got {getattr(x, 'shape', x)!r}")
+    if not x.is_floating_point():
+        raise ValueError(f"apply_rotary: x must be a floating tensor (it is rotated, not indexed), got dtype {x.dtype}")
     T, d = x.shape[-2], x.shape[-1]
     if d % 2:
         raise ValueError(f"apply_rotary: the last dimension d must be even, got x {tuple(x.shape)}")

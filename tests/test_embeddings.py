@@ -330,6 +330,19 @@ def test_tables_follow_the_requested_device_and_apply_rotary_follows_x():
     assert y.device.type == "meta" and y.shape == (2, 4, 8)  # ... moved to x's device
 
 
+def test_integer_inputs_are_rejected_not_truncated():
+    with pytest.raises(ValueError, match="int64"):
+        cosine_similarity(torch.tensor([[1, 2], [3, 4]]))
+    with pytest.raises(ValueError, match="int64"):
+        nearest(torch.tensor([[1, 2], [3, 4]]), 0, k=1)
+    with pytest.raises(ValueError, match="int64"):
+        apply_rotary(torch.ones(4, 8, dtype=torch.long), *rope_frequencies(4, 8))
+    with pytest.raises(ValueError, match="int64"):
+        sinusoidal_positions(4, 8, dtype=torch.long)
+    with pytest.raises(ValueError, match="int32"):
+        rope_frequencies(4, 8, dtype=torch.int32)
+
+
 def test_bool_offsets_are_rejected():
     with pytest.raises(ValueError, match="offset"):
         rope_frequencies(4, 8, offset=True)
