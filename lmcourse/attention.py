@@ -3,7 +3,8 @@
 Read top to bottom: the mask, the one formula, the two reshapes that make it
 multi-head, then the two modules a Transformer uses. Parameter names follow GPT-2
 (`c_attn` is the fused query/key/value projection C → 3C, `c_proj` the output
-projection), so GPT-2 weights load by a key copy.
+projection), so GPT-2 weights load by a key copy (Hugging Face keeps these two as Conv1D
+weights of shape (in, out): transpose them, as nanoGPT does).
 
 Derived in chapters/04_self_attention.ipynb.
 """
