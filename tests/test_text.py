@@ -119,6 +119,8 @@ NEGATIVES = [
     "years 1999-2005",                          # a range
     "in 2019 2020 2021 we grew",                # space-separated years
     "dial 555-0132",                            # too short to be a full number
+    "part 12-345-678",                          # phone-shaped, but 8 digits: too few
+    "see a@b.c",                                # a one-letter top-level domain is no domain
     "San Francisco, CA 94103-1234",             # ZIP+4 code: two groups without a leading 0
     "invoice 2024-000123",                      # year-number: two groups without a leading 0
     "id 4155550132",                            # a bare digit run is a number, not a phone
