@@ -1,6 +1,7 @@
 """Tests for lmcourse.tokenizers. Oracle: tiktoken.Encoding built from our own merges."""
 from __future__ import annotations
 
+import inspect
 import os
 from pathlib import Path
 
@@ -480,3 +481,10 @@ def test_wordpiece_equals_hugging_face_on_a_real_bert_vocab():
               "supercalifragilisticexpialidocious", "", "   ", "cafe\u0301", "\u3000full\u3000width", "ｶﾀｶﾅ ㈱ ①"]
     for text in texts:
         assert ours.encode(text, add_special_tokens=True) == theirs.encode(text).ids, text
+
+
+def test_split_patterns_are_tiktokens_own():
+    openai_public = pytest.importorskip("tiktoken_ext.openai_public")
+    assert GPT2_SPLIT_PATTERN == openai_public.r50k_pat_str  # GPT-2
+    # cl100k_base() would download its ranks, so read the GPT-4 pattern from the source instead
+    assert f'"pat_str": r"""{GPT4_SPLIT_PATTERN}"""' in inspect.getsource(openai_public.cl100k_base)
