@@ -445,6 +445,16 @@ def test_ch02_references_agree_with_the_library():
         assert sum(ch02.count_pairs.reference(chunks).values()) == sum(max(len(c) - 1, 0) for c in chunks)
 
 
+@pytest.mark.parametrize("name", ["count_pairs", "merge_pair", "train_bpe", "encode_with_merges"])
+def test_ch02_each_wrong_variant_gets_its_own_message(name):
+    from lmcourse.exercises import ch02
+
+    ex = getattr(ch02, name)
+    for w in ex.wrong:
+        r = ex.run(w.fn)
+        assert r.status == "fail" and r.matched == [w.message], (w.fn.__name__, r.matched)
+
+
 def test_pattern_that_drops_text_is_rejected():
     tok = BPETokenizer(pattern=r"\w+")  # skips spaces: they would vanish from the ids
     with pytest.raises(ValueError, match="does not cover the whole text"):
