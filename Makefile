@@ -1,6 +1,6 @@
 # lmcourse: `make lab` to learn, `make test` to prove it all still works.
 # Both start with the same idempotent set-up: a .venv with torch==2.13.0 (installed first,
-# so nothing pulls a multi-GB CUDA build) and this package with its dev extras.
+# so nothing pulls a multi-GB CUDA build) and this package with its dev and hf extras.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "lmcourse needs Python >= 3.10; found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(TORCH)
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,hf]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lmcourse)" >/dev/null
 	@touch $(STAMP)
 

