@@ -169,6 +169,7 @@ _NUM = re.compile(r"^(\d+)_")
 
 
 def chapter_number(path: Path) -> int:
+    """The chapter number a course notebook's name starts with ("04_self_attention.ipynb" -> 4)."""
     m = _NUM.match(Path(path).name)
     if not m:
         raise ValueError(f"{path}: a course notebook's name starts with its two-digit number, e.g. 04_self_attention.ipynb")
@@ -246,10 +247,6 @@ def build_exercise(solution_path: Path):
             cell.source = _strip_markdown(cell.source, where)
     nb.metadata.pop("widgets", None)
     return nb
-
-
-def exercise_path(solution_path: Path) -> Path:
-    return Path(solution_path).resolve().parents[1] / "exercises" / Path(solution_path).name
 
 
 def build_exercises(root: Path = ROOT) -> list[Path]:
