@@ -89,6 +89,7 @@ class Exercise:
         solution: str | None = None,
         compare: Callable[[Any, Any], str | None] | None = None,
         seed: int = 0,
+        forbidden: Sequence[str] = (),
         register: bool = True,
     ) -> None:
         self.id, self.name, self.title = id, name, title
@@ -100,6 +101,7 @@ class Exercise:
         self._solution = solution
         self._compare = compare
         self.seed = seed
+        self.forbidden = tuple(forbidden)
         if register:
             if id in REGISTRY and REGISTRY[id].name != name:
                 raise ValueError(f"exercise id {id!r} is already registered for {REGISTRY[id].name!r}")
@@ -119,13 +121,21 @@ class Exercise:
             return self._compare(expected, got)
         return compare_values(expected, got, atol=self.atol, rtol=self.rtol)
 
+    def forbidden_names(self) -> tuple[str, ...]:
+        """The reference itself and the declared library equivalents, as dotted names."""
+        ref = f"{self.reference.__module__}.{self.reference.__qualname__}"
+        return (ref, *self.forbidden)
+
     # -- running ------------------------------------------------------------------------
     def run(self, fn: Callable) -> Result:
         """Judge `fn` on every case; return a `Result` (nothing is printed)."""
+        return self.judge(fn, self.cases())
+
+    def judge(self, fn: Callable, cases: list[Case]) -> Result:
+        """Judge `fn` on the given cases (the grader passes a stand-in that replays a worker's outputs)."""
         head = f"{self.name} (Exercise {self.id})"
         if not callable(fn):
             return Result(self.id, "error", f"✗ {head}: expected a function, got {type(fn).__name__}")
-        cases = self.cases()
         for i, case in enumerate(cases, 1):
             expected = _call(self.reference, case)
             try:
@@ -133,9 +143,11 @@ class Exercise:
             except NotImplementedError:
                 return Result(self.id, "not implemented", f"… {head}: not implemented yet")
             except Exception as exc:  # the student's own error, shown as theirs
-                where = _student_frames(exc)
+                # A grader's stand-in carries the kind and the lines from the worker process.
+                kind = getattr(exc, "kind", None) or type(exc).__name__
+                where = exc.where if hasattr(exc, "where") else _student_frames(exc)
                 text = (
-                    f"✗ {head}: your function raised {type(exc).__name__}: {exc}\n"
+                    f"✗ {head}: your function raised {kind}: {exc}\n"
                     f"  on case {i} of {len(cases)}{_label(case)}: {case.describe()}\n{where}"
                 )
                 return Result(self.id, "error", text.rstrip())

@@ -1,4 +1,4 @@
-"""The `lmcourse` command: doctor, notebooks run, exercises build / --check."""
+"""The `lmcourse` command: doctor, notebooks run, exercises build / --check, grade, readme."""
 from __future__ import annotations
 
 import argparse
@@ -63,6 +63,27 @@ def _readme(args) -> int:
     return 0
 
 
+def _grade(args) -> int:
+    from .grading import grade_folder
+
+    try:
+        grades = grade_folder(
+            Path(args.submissions), Path(args.out), Path(args.feedback) if args.feedback else None,
+            timeout=args.timeout, memory_mb=args.memory_mb,
+        )
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    students = sorted({g.student for g in grades})
+    for s in students:
+        mine = [g for g in grades if g.student == s]
+        got = sum(sum(g.scores.values()) for g in mine)
+        of = sum(len(g.scores) for g in mine)
+        print(f"{s:<24} {got:g} / {of}")
+    print(f"gradebook: {args.out}" + (f"; feedback: {args.feedback}/" if args.feedback else ""))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmcourse", description="The lmcourse command line.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -82,6 +103,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("action", nargs="?", choices=["build", "check"], help="build (default) or check")
     p.add_argument("--check", action="store_true", help="exit 1 and list every notebook that build would change")
     p.set_defaults(func=_exercises)
+
+    p = sub.add_parser("grade", help="grade a folder of submissions (one folder per student) into a CSV")
+    p.add_argument("submissions", help="folder with one sub-folder per student holding NN_topic.ipynb files")
+    p.add_argument("--out", default="gradebook.csv", help="gradebook CSV to write (default gradebook.csv)")
+    p.add_argument("--feedback", default="feedback", help="folder for per-student feedback (default feedback/)")
+    p.add_argument("--timeout", type=int, default=600, help="seconds per notebook (default 600)")
+    p.add_argument("--memory-mb", type=int, default=2048, help="memory limit per notebook in MB (default 2048)")
+    p.set_defaults(func=_grade)
 
     p = sub.add_parser("readme", help="regenerate the README's course map from lmcourse/course.py")
     p.add_argument("--check", action="store_true", help="exit 1 when the course map is out of date")

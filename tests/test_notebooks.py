@@ -253,3 +253,13 @@ def test_stub_numbers_match_the_checks_that_follow(path):
     stubs = re.findall(r'NotImplementedError\("Exercise (\d+\.\d+)"\)', source)
     checked = [by_name.get((int(n), name)) for n, name in re.findall(r"ch(\d\d)\.(\w+)\.check\(", source)]
     assert stubs and stubs == checked, f"{path.name}: stubs {stubs} but checks {checked}"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("*.ipynb")), ids=lambda p: p.name)
+def test_each_checked_function_carries_its_exercise_name(path):
+    """The grader finds the student's function by the exercise's name."""
+    import re
+
+    source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+    calls = re.findall(r"ch\d\d\.(\w+)\.check\((\w+)\)", source)
+    assert calls and all(name == fn for name, fn in calls), calls

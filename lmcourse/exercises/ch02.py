@@ -66,6 +66,7 @@ count_pairs = Exercise(
     name="count_pairs",
     title="Count adjacent pairs inside pre-split chunks",
     reference=_count_pairs,
+    forbidden=("lmcourse.tokenizers.get_pair_counts",),
     cases=_count_cases,
     wrong=[
         Wrong(_count_across_chunks, "you counted pairs across chunk boundaries (the last id of one chunk with the "
@@ -130,6 +131,7 @@ merge_pair = Exercise(
     name="merge_pair",
     title="One BPE merge: replace a pair by a new id",
     reference=_merge_pair,
+    forbidden=("lmcourse.tokenizers.merge",),
     cases=_merge_cases,
     wrong=[
         Wrong(_merge_overlapping, "overlapping occurrences were both merged: [a, a, a] with (a, a) became two new "
@@ -205,6 +207,7 @@ train_bpe = Exercise(
     name="train_bpe",
     title="Train BPE: repeatedly merge the most frequent pair",
     reference=_train_bpe,
+    forbidden=("lmcourse.tokenizers.BPETokenizer.train",),
     cases=_train_cases,
     wrong=[
         Wrong(_train_first_occurrence, "ties were broken by first occurrence (max(counts, key=counts.get)). "
@@ -296,6 +299,7 @@ encode_with_merges = Exercise(
     name="encode_with_merges",
     title="Encode text with a merge table, lowest rank first",
     reference=_encode,
+    forbidden=("lmcourse.tokenizers.BPETokenizer.encode", "lmcourse.tokenizers.BPETokenizer.encode_ordinary"),
     cases=_encode_cases,
     wrong=[
         Wrong(_encode_table_order, "you applied the merges in the order the table lists them. The rank is the new id "

@@ -44,6 +44,7 @@ causal_mask = Exercise(
     name="causal_mask",
     title="The causal mask",
     reference=_causal_mask,
+    forbidden=("lmcourse.attention.causal_mask",),
     cases=_mask_cases,
     wrong=[
         Wrong(_mask_upper, "your mask is upper triangular: row i (the query) would see the future keys j >= i. "
@@ -142,6 +143,7 @@ causal_attention = Exercise(
     name="causal_attention",
     title="Causal scaled dot-product attention",
     reference=_causal_attention,
+    forbidden=("lmcourse.attention.scaled_dot_product_attention", "torch.nn.functional.scaled_dot_product_attention"),
     cases=_att_cases,
     atol=1e-6,
     rtol=1e-5,
@@ -208,6 +210,7 @@ split_heads = Exercise(
     name="split_heads",
     title="Multi-head as a reshape: (B, T, C) -> (B, n_head, T, hs)",
     reference=_split_heads,
+    forbidden=("lmcourse.attention.split_heads",),
     cases=_split_cases,
     atol=0.0,
     rtol=0.0,
@@ -294,6 +297,11 @@ causal_self_attention = Exercise(
     name="causal_self_attention",
     title="A multi-head causal self-attention layer (GPT-2's c_attn and c_proj)",
     reference=_causal_self_attention,
+    forbidden=(
+        "lmcourse.attention.MultiHeadAttention.forward",
+        "lmcourse.attention.CausalSelfAttention.forward",
+        "torch.nn.MultiheadAttention.forward",
+    ),
     cases=_mha_cases,
     atol=1e-6,
     rtol=1e-5,

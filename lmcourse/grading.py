@@ -1,0 +1,474 @@
+"""Grading: score submitted exercise notebooks with the grader's own checks.
+
+Each notebook runs in its own process (a *worker*) with a wall-clock, CPU-time and memory
+limit, in an empty temporary folder. The worker executes the notebook's code cells (each
+with its own time limit; a failing cell is reported and skipped), then calls the student's
+function for each exercise of that chapter on the grader's cases and sends the *values*
+back as JSON. The grader's process never runs student code: it compares those values with
+its own reference (`Exercise.judge`), so a notebook that redefines the checks, prints
+"✓", or writes files changes nothing. A call into the reference implementation of the very
+function being graded (the exercise's reference, or the library and PyTorch functions it
+declares in `Exercise.forbidden`) is caught by a tripwire and scores 0 for that exercise.
+A notebook that loops forever or crashes earns what it earned before that, and does not
+stop the grading of the others.
+
+    lmcourse grade SUBMISSIONS [--out gradebook.csv] [--feedback DIR]
+
+SUBMISSIONS holds one folder per student with their NN_topic.ipynb files.
+"""
+from __future__ import annotations
+
+import csv
+import importlib
+import io
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import tempfile
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_atomic
+from .checks import Case, Exercise, Result, load_all
+from .notebooks import chapter_number
+
+CELL_SECONDS = 60
+CALL_SECONDS = 30
+NOTEBOOK_SECONDS = 600
+MEMORY_MB = 2048
+
+
+# -- values across the process boundary: JSON only, never pickle from student code ---------
+def encode(value: Any) -> Any:
+    """A JSON-safe form of a return value (tensors, arrays, numbers, str, lists, tuples, dicts)."""
+    import numpy as np
+
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, int):
+        return {"int": str(value)}
+    if isinstance(value, float):
+        return {"float": repr(value)}
+    if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+        a = value.detach().cpu()
+        if a.is_complex():
+            raise TypeError("cannot grade a complex tensor")
+        dtype = str(a.dtype).replace("torch.", "")
+        if a.dtype in (_torch().float16, _torch().bfloat16):
+            a = a.float()
+        return {"tensor": dtype, "shape": list(a.shape), "data": _flat(a.numpy())}
+    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+        a = np.asarray(value)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"cannot grade an array of dtype {a.dtype}")
+        return {"array": a.dtype.str, "shape": list(a.shape), "data": _flat(a)}
+    if isinstance(value, (list, tuple)):
+        return {type(value).__name__: [encode(v) for v in value]}
+    if isinstance(value, dict):
+        return {"dict": [[encode(k), encode(v)] for k, v in value.items()]}
+    raise TypeError(f"cannot grade a value of type {type(value).__name__}")
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _flat(a) -> list:
+    return [repr(float(x)) if a.dtype.kind == "f" else int(x) for x in a.reshape(-1).tolist()]
+
+
+def decode(obj: Any) -> Any:
+    """Inverse of `encode`; accepts only the shapes `encode` makes."""
+    import numpy as np
+
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if not isinstance(obj, dict) or not obj:
+        raise ValueError(f"not an encoded value: {str(obj)[:80]}")
+    if "int" in obj:
+        return int(obj["int"])
+    if "float" in obj:
+        return float(obj["float"])
+    if "array" in obj or "tensor" in obj:
+        data = [float(x) if isinstance(x, str) else x for x in obj["data"]]
+        if "array" in obj:
+            return np.array(data, dtype=np.dtype(obj["array"])).reshape(obj["shape"])
+        torch = _torch()
+        dtype = getattr(torch, obj["tensor"])
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"not a torch dtype: {obj['tensor']}")
+        return torch.tensor(data, dtype=torch.float64 if dtype.is_floating_point else dtype).to(dtype).reshape(obj["shape"])
+    if "list" in obj:
+        return [decode(v) for v in obj["list"]]
+    if "tuple" in obj:
+        return tuple(decode(v) for v in obj["tuple"])
+    if "dict" in obj:
+        return {_hashable(decode(k)): decode(v) for k, v in obj["dict"]}
+    raise ValueError(f"not an encoded value: {str(obj)[:80]}")
+
+
+def _hashable(k: Any) -> Any:
+    if isinstance(k, list):
+        return tuple(_hashable(x) for x in k)
+    return k
+
+
+# -- the worker: runs in its own process, the only place student code runs -----------------
+class _Tripwire(BaseException):
+    """Raised when the student's function calls a forbidden reference (not an Exception, so
+    a bare `except Exception` in student code cannot swallow it)."""
+
+
+class _TimeUp(BaseException):
+    pass
+
+
+def _alarm(seconds: float):
+    def handler(signum, frame):
+        raise _TimeUp(f"took longer than {seconds:g} s")
+
+    signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+
+
+def _disarm():
+    signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+def _resolve(dotted: str):
+    """(owner, attribute name) for "pkg.module.func" or "pkg.module.Class.method"."""
+    parts = dotted.split(".")
+    for i in range(len(parts) - 1, 0, -1):
+        try:
+            owner = importlib.import_module(".".join(parts[:i]))
+        except ImportError:
+            continue
+        for p in parts[i:-1]:
+            owner = getattr(owner, p)
+        return owner, parts[-1]
+    raise ValueError(f"cannot resolve {dotted!r}")
+
+
+def _code_cells(nb_path: Path) -> list[str]:
+    import nbformat
+
+    nb = nbformat.read(nb_path, as_version=4)
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        # IPython magics and shell escapes are not Python; the checks' own calls are not needed.
+        lines = [ln for ln in cell.source.split("\n") if not ln.lstrip().startswith(("%", "!"))]
+        cells.append("\n".join(lines))
+    return cells
+
+
+def worker(job: dict) -> dict:
+    """Execute the notebook, then call each exercise's function on its cases; JSON-safe result."""
+    nb_path = Path(job["notebook"])
+    log: list[str] = []
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    armed: dict[str, Any] = {"names": None, "hit": None}
+
+    # Tripwires go in before any student code, so `from x import f` also gets the wire.
+    for dotted in sorted({d for ex in job["exercises"] for d in ex["forbidden"]}):
+        try:
+            owner, attr = _resolve(dotted)
+            original = getattr(owner, attr)
+        except Exception:
+            continue
+
+        def wire(*args, __orig=original, __name=dotted, **kwargs):
+            if armed["names"] is not None and __name in armed["names"]:
+                armed["hit"] = __name
+                raise _Tripwire(__name)
+            return __orig(*args, **kwargs)
+
+        try:
+            setattr(owner, attr, wire)
+        except (TypeError, AttributeError):
+            continue
+
+    # `ch00.stable_softmax.reference` must lead to the wire too, not around it.
+    registry = load_all()
+    for ex in job["exercises"]:
+        try:
+            owner, attr = _resolve(ex["forbidden"][0])
+            registry[ex["id"]].reference = getattr(owner, attr)
+        except Exception:
+            pass
+
+    real_stdout, real_stderr = sys.stdout, sys.stderr
+    sys.stdout = sys.stderr = io.StringIO()  # the notebook's prints are not the grader's output
+    try:
+        for i, source in enumerate(_code_cells(nb_path), 1):
+            if ".check(" in source and "def " not in source:
+                continue
+            try:
+                _alarm(job["cell_seconds"])
+                exec(compile(source, f"<cell {i}>", "exec"), namespace)
+            except _TimeUp as exc:
+                log.append(f"cell {i} skipped: it {exc}")
+            except BaseException as exc:  # noqa: BLE001 - any failure of student code is reported, not fatal
+                if isinstance(exc, SystemExit):
+                    log.append(f"cell {i} called exit(); later cells still ran")
+                else:
+                    log.append(f"cell {i} raised {type(exc).__name__}: {str(exc)[:200]}")
+            finally:
+                _disarm()
+
+        results = {}
+        for ex in job["exercises"]:
+            fn = namespace.get(ex["name"])
+            calls = []
+            if not callable(fn):
+                results[ex["id"]] = {"missing": True}
+                continue
+            for args, kwargs in ex["cases"]:
+                armed["names"], armed["hit"] = set(ex["forbidden"]), None
+                try:
+                    _alarm(job["call_seconds"])
+                    out = fn(*args, **kwargs)
+                    _disarm()
+                    armed["names"] = None
+                    calls.append({"value": encode(out)})
+                except _Tripwire:
+                    calls.append({"forbidden": armed["hit"]})
+                    break
+                except _TimeUp as exc:
+                    calls.append({"raised": "TimeoutError", "message": f"your function {exc}", "where": ""})
+                    break
+                except NotImplementedError:
+                    calls.append({"not_implemented": True})
+                    break
+                except BaseException as exc:  # noqa: BLE001
+                    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename.startswith("<cell")]
+                    where = "\n".join(f"  at line {f.lineno} in {f.name} ({f.filename[1:-1]}): {(f.line or '').strip()}" for f in frames[-3:])
+                    calls.append({"raised": type(exc).__name__, "message": str(exc)[:300], "where": where})
+                    break
+                finally:
+                    _disarm()
+                    armed["names"] = None
+            results[ex["id"]] = {"calls": calls}
+    finally:
+        sys.stdout, sys.stderr = real_stdout, real_stderr
+    return {"log": log, "results": results}
+
+
+def _limits(memory_mb: int, cpu_seconds: int):
+    def apply():  # runs in the child before exec
+        import resource
+
+        limit = memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+        os.setsid()
+
+    return apply
+
+
+# -- the grader's side -------------------------------------------------------------------
+@dataclass
+class NotebookGrade:
+    student: str
+    notebook: str
+    scores: dict[str, float] = field(default_factory=dict)
+    reports: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+class _Replay:
+    """Stands in for the student's function in `Exercise.judge`: returns the values the worker sent."""
+
+    def __init__(self, calls: list[dict]):
+        self.calls = list(calls)
+
+    def __call__(self, *args, **kwargs):
+        if not self.calls:
+            raise _Missing()
+        c = self.calls.pop(0)
+        if "value" in c:
+            return decode(c["value"])
+        if c.get("not_implemented"):
+            raise NotImplementedError
+        exc = StudentError(c.get("message", ""))
+        exc.where = c.get("where", "")
+        exc.kind = c.get("raised", "Error")
+        raise exc
+
+
+class StudentError(Exception):
+    """An exception raised inside the student's function, as reported by the worker."""
+
+    where = ""
+    kind = "Error"
+
+
+class _Missing(BaseException):
+    """The worker sent fewer outputs than there are cases: its data cannot be trusted."""
+
+
+def exercises_for(chapter: int) -> list[Exercise]:
+    return [ex for k, ex in load_all().items() if int(k.split(".")[0]) == chapter]
+
+
+def grade_notebook(
+    path: Path,
+    student: str,
+    *,
+    timeout: int = NOTEBOOK_SECONDS,
+    memory_mb: int = MEMORY_MB,
+    cell_seconds: int = CELL_SECONDS,
+    call_seconds: int = CALL_SECONDS,
+) -> NotebookGrade:
+    """Grade one notebook in a worker process; never raises for anything the notebook does."""
+    path = Path(path).resolve()
+    grade = NotebookGrade(student, path.name)
+    try:
+        chapter = chapter_number(path)
+    except ValueError as exc:
+        grade.notes.append(str(exc))
+        return grade
+    exercises = exercises_for(chapter)
+    if not exercises:
+        grade.notes.append(f"no exercises are registered for chapter {chapter}")
+        return grade
+    cases = {ex.id: ex.cases() for ex in exercises}
+    job = {
+        "notebook": str(path),
+        "cell_seconds": cell_seconds,
+        "call_seconds": call_seconds,
+        "exercises": [
+            {"id": ex.id, "name": ex.name, "forbidden": list(ex.forbidden_names()),
+             "cases": [(c.args, c.kwargs) for c in cases[ex.id]]}
+            for ex in exercises
+        ],
+    }
+    for ex in exercises:
+        grade.scores[ex.id] = 0.0
+    with tempfile.TemporaryDirectory(prefix="lmcourse-grade-") as tmp:
+        job_file, out_file = Path(tmp) / "job.pkl", Path(tmp) / "result.json"
+        job_file.write_bytes(pickle.dumps(job))
+        sandbox = Path(tmp) / "cwd"
+        sandbox.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LMCOURSE_GRADE",))}
+        env.update({"HOME": str(sandbox), "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"})
+        cmd = [sys.executable, "-m", "lmcourse.grading", str(job_file), str(out_file)]
+        err_file = Path(tmp) / "stderr.txt"
+        timed_out = False
+        with open(err_file, "wb") as err:
+            # Output goes to files, not pipes: a process the notebook leaves behind cannot hang us.
+            proc = subprocess.Popen(
+                cmd, cwd=sandbox, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                preexec_fn=_limits(memory_mb, timeout),
+            )
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the worker's whole session, children included
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+        if timed_out:
+            grade.notes.append(f"the notebook did not finish within {timeout} s and was stopped: nothing could be graded")
+            for ex in exercises:
+                grade.reports[ex.id] = f"✗ {ex.name} (Exercise {ex.id}): not graded, the notebook ran out of time"
+            return grade
+        try:
+            data = json.loads(out_file.read_text())
+            results, log = data["results"], data["log"]
+        except Exception:
+            tail = err_file.read_text(errors="replace").strip().splitlines()[-1:]
+            grade.notes.append(f"the notebook crashed the grader's worker (exit {proc.returncode}){': ' + tail[0] if tail else ''}; nothing could be graded")
+            for ex in exercises:
+                grade.reports[ex.id] = f"✗ {ex.name} (Exercise {ex.id}): not graded, the notebook crashed"
+            return grade
+    grade.notes.extend(str(x) for x in log[:20])
+    for ex in exercises:
+        r = results.get(ex.id, {})
+        if r.get("missing"):
+            grade.reports[ex.id] = f"✗ {ex.name} (Exercise {ex.id}): no function named `{ex.name}` was defined"
+            continue
+        calls = r.get("calls", [])
+        hit = next((c["forbidden"] for c in calls if "forbidden" in c), None)
+        if hit:
+            grade.reports[ex.id] = (
+                f"✗ {ex.name} (Exercise {ex.id}): your function calls {hit}, the reference implementation of "
+                f"this very exercise; write it yourself. Scored 0."
+            )
+            continue
+        try:
+            result = ex.judge(_Replay(calls), cases[ex.id])
+        except (Exception, _Missing) as exc:  # malformed worker data: the notebook's fault, never the grader's crash
+            result = Result(ex.id, "error", f"✗ {ex.name} (Exercise {ex.id}): could not read your function's output ({exc})")
+        grade.reports[ex.id] = result.report
+        grade.scores[ex.id] = 1.0 if result.passed else 0.0
+    return grade
+
+
+def grade_folder(submissions: Path, out_csv: Path, feedback_dir: Path | None = None, **limits) -> list[NotebookGrade]:
+    """Grade every student folder under `submissions`; write the gradebook CSV and feedback files."""
+    submissions = Path(submissions)
+    if not submissions.is_dir():
+        raise ValueError(f"{submissions}: not a folder of student submissions")
+    grades: list[NotebookGrade] = []
+    students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for student_dir in students:
+        notebooks = sorted(student_dir.glob("*.ipynb"))
+        if not notebooks:
+            grades.append(NotebookGrade(student_dir.name, "", notes=["no notebook submitted"]))
+        for nb in notebooks:
+            grades.append(grade_notebook(nb, student_dir.name, **limits))
+    ids = sorted({k for g in grades for k in g.scores}, key=lambda k: [int(p) for p in k.split(".")])
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["student", *ids, "total", "max"])
+    for student in [s.name for s in students]:
+        mine = [g for g in grades if g.student == student]
+        scores = {k: v for g in mine for k, v in g.scores.items()}
+        possible = len(scores)
+        total = sum(scores.values())
+        w.writerow([student, *[_fmt(scores.get(k)) for k in ids], _fmt(total), possible])
+    write_atomic(out_csv, buf.getvalue())
+    if feedback_dir is not None:
+        for student in [s.name for s in students]:
+            lines = [f"# Feedback for {student}", ""]
+            for g in (g for g in grades if g.student == student):
+                if g.notebook:
+                    lines += [f"## {g.notebook}: {_fmt(sum(g.scores.values()))} / {len(g.scores)}", ""]
+                lines += [f"- note: {n}" for n in g.notes]
+                for k in sorted(g.reports, key=lambda k: [int(p) for p in k.split(".")]):
+                    lines += ["", "```", g.reports[k], "```"]
+                lines.append("")
+            write_atomic(Path(feedback_dir) / f"{student}.md", "\n".join(lines))
+    return grades
+
+
+def _fmt(x: float | None) -> str:
+    if x is None:
+        return ""
+    return str(int(x)) if float(x).is_integer() else f"{x:.2f}"
+
+
+def _main(argv: list[str]) -> int:
+    job_file, out_file = Path(argv[0]), Path(argv[1])
+    job = pickle.loads(job_file.read_bytes())  # written by the grader's own process
+    job_file.unlink()
+    result = worker(job)
+    # Written last: whatever the notebook wrote to this path before is replaced.
+    write_atomic(out_file, json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":  # the worker process
+    sys.exit(_main(sys.argv[1:]))

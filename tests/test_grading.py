@@ -1,0 +1,159 @@
+"""`lmcourse grade`: scores come from the grader's own checks, whatever the notebook does."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lmcourse import checks, grading
+from lmcourse.cli import main as cli
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTION = json.loads((ROOT / "solutions" / "00_getting_started.ipynb").read_text())
+FAST = {"cell_seconds": 3, "call_seconds": 3, "timeout": 120}
+
+
+def _cell(source: str) -> dict:
+    return {"cell_type": "code", "metadata": {}, "execution_count": None, "outputs": [], "source": source}
+
+
+def _submit(folder: Path, student: str, edit=None, name="00_getting_started.ipynb") -> Path:
+    nb = json.loads(json.dumps(SOLUTION))
+    if edit:
+        edit(nb)
+    path = folder / student / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(nb))
+    return path
+
+
+def _replace(nb, marker: str, source: str) -> None:
+    hits = [c for c in nb["cells"] if marker in "".join(c["source"])]
+    assert len(hits) == 1, marker
+    hits[0]["source"] = source
+
+
+# -- the JSON codec between worker and grader ---------------------------------------------
+def test_every_reference_output_survives_the_codec():
+    for ex in checks.load_all().values():
+        for case in ex.cases():
+            out = ex.reference(*case.args, **case.kwargs)
+            back = grading.decode(json.loads(json.dumps(grading.encode(out))))
+            assert checks.compare_values(out, back, atol=0, rtol=0) is None, ex
+            assert type(back) is type(out), ex
+
+
+def test_codec_keeps_dtype_nan_and_tuple_keys():
+    value = {(1, 2): torch.tensor([1.5, float("nan")], dtype=torch.float64), "b": (np.array([True, False]), 3, -0.0)}
+    back = grading.decode(json.loads(json.dumps(grading.encode(value))))
+    assert back[(1, 2)].dtype == torch.float64 and torch.isnan(back[(1, 2)][1])
+    assert back["b"][0].dtype == np.bool_ and back["b"][1] == 3
+
+
+@pytest.mark.parametrize("bad", [{"pickle": "x"}, [1, 2], {}, {"tensor": "Tensor", "shape": [1], "data": [1]}])
+def test_decode_accepts_only_what_encode_makes(bad):
+    with pytest.raises((ValueError, TypeError, AttributeError)):
+        grading.decode(bad)
+
+
+def test_encode_refuses_arbitrary_objects():
+    with pytest.raises(TypeError, match="cannot grade"):
+        grading.encode(object())
+
+
+def test_every_forbidden_name_resolves():
+    for ex in checks.load_all().values():
+        names = ex.forbidden_names()
+        assert names[0].endswith(ex.reference.__qualname__)
+        for dotted in names:
+            owner, attr = grading._resolve(dotted)
+            assert callable(getattr(owner, attr)), dotted
+
+
+# -- a class of five, graded end to end ----------------------------------------------------
+def test_grade_folder_scores_only_what_was_earned(tmp_path):
+    subs = tmp_path / "submissions"
+    _submit(subs, "alice")  # the instructor's solution: full marks
+
+    def wrong_temperature_and_fake_checks(nb):
+        _replace(nb, "def softmax_temperature", "def softmax_temperature(x, temperature=1.0):\n    return stable_softmax(x * temperature)\n")
+        # Redefine the checks, fake a pass, write files: none of it reaches the grader.
+        nb["cells"].append(_cell(
+            "import lmcourse.checks as C\nC.compare_values = lambda *a, **k: None\n"
+            "C.Exercise.run = lambda self, fn: C.Result(self.id, 'pass', '✓')\n"
+            "open('gradebook.csv', 'w').write('bob,1,1,1,3,3')\nprint('✓ all passed')"
+        ))
+
+    _submit(subs, "bob", wrong_temperature_and_fake_checks)
+
+    def calls_the_reference(nb):
+        _replace(nb, "def stable_softmax", "from lmcourse import losses\nimport torch\n"
+                 "def stable_softmax(x, axis=-1):\n    return ch00.stable_softmax.reference(x, axis)\n")
+        _replace(nb, "def logsumexp", "def logsumexp(x, axis=-1):\n    try:\n        return torch.logsumexp(torch.as_tensor(x), dim=axis).numpy()\n"
+                 "    except Exception:\n        return None\n")
+
+    _submit(subs, "carol", calls_the_reference)
+
+    def loops_and_crashes_later(nb):
+        _replace(nb, "def logsumexp", "def logsumexp(x, axis=-1):\n    while True:\n        pass\n")
+        nb["cells"].append(_cell("while True:\n    pass"))  # an endless demo cell is skipped
+        nb["cells"].append(_cell("x = bytearray(50 * 2**30)"))  # over the memory limit: a MemoryError, skipped
+
+    _submit(subs, "dave", loops_and_crashes_later)
+
+    def crashes(nb):
+        nb["cells"].insert(3, _cell("import os\nos._exit(3)"))
+
+    _submit(subs, "eve", crashes)
+    _submit(subs, "frank", lambda nb: None, name="not_a_chapter.ipynb")
+    (subs / "grace").mkdir()
+    # The stub notebook, as handed out.
+    (subs / "heidi").mkdir()
+    (subs / "heidi" / "00_getting_started.ipynb").write_text((ROOT / "exercises" / "00_getting_started.ipynb").read_text())
+
+    out, feedback = tmp_path / "gradebook.csv", tmp_path / "feedback"
+    grading.grade_folder(subs, out, feedback, **FAST)
+    rows = {r["student"]: r for r in csv.DictReader(out.open())}
+    assert list(rows) == ["alice", "bob", "carol", "dave", "eve", "frank", "grace", "heidi"]
+    scores = {s: (r["0.1"], r["0.2"], r["0.3"], r["total"], r["max"]) for s, r in rows.items()}
+    assert scores == {
+        "alice": ("1", "1", "1", "3", "3"),
+        "bob": ("1", "1", "0", "2", "3"),
+        "carol": ("0", "0", "1", "1", "3"),
+        "dave": ("1", "0", "1", "2", "3"),
+        "eve": ("0", "0", "0", "0", "3"),
+        "frank": ("", "", "", "0", "0"),
+        "grace": ("", "", "", "0", "0"),
+        "heidi": ("0", "0", "0", "0", "3"),
+    }
+    text = {p.stem: p.read_text() for p in feedback.glob("*.md")}
+    assert "Likely mistake: you multiplied the logits by the temperature" in text["bob"]
+    assert "calls lmcourse.exercises.ch00._softmax, the reference implementation" in text["carol"]
+    assert "calls torch.logsumexp" in text["carol"]  # caught even inside the student's try/except
+    assert "took longer than 3 s" in text["dave"] and "cell" in text["dave"] and "MemoryError" in text["dave"]
+    assert "crashed" in text["eve"]
+    assert "name starts with its two-digit number" in text["frank"]
+    assert "no notebook submitted" in text["grace"]
+    assert text["heidi"].count("not implemented yet") == 3
+
+
+def test_a_notebook_that_runs_out_of_time_does_not_stop_the_others(tmp_path):
+    subs = tmp_path / "subs"
+
+    def sleeps(nb):
+        nb["cells"].insert(3, _cell("import time\ntime.sleep(600)"))
+
+    _submit(subs, "a_sleeper", sleeps)
+    _submit(subs, "b_honest")
+    grading.grade_folder(subs, tmp_path / "g.csv", None, cell_seconds=600, call_seconds=3, timeout=8)
+    rows = {r["student"]: r["total"] for r in csv.DictReader((tmp_path / "g.csv").open())}
+    assert rows == {"a_sleeper": "0", "b_honest": "3"}
+
+
+def test_cli_grade_reports_and_refuses_a_missing_folder(tmp_path, capsys):
+    assert cli(["grade", str(tmp_path / "nope"), "--out", str(tmp_path / "g.csv")]) == 2
+    assert "not a folder" in capsys.readouterr().err
