@@ -7,6 +7,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.stamp-installed
 TORCH  := torch==2.13.0
+# Optional: where to get torch from, e.g. TORCH_INDEX=https://download.pytorch.org/whl/cpu for the
+# small CPU-only build on a Linux machine without a GPU (PyPI's Linux wheel bundles CUDA).
+TORCH_INDEX ?=
 # CPU results depend on the thread count: notebooks are stored and tested with the same one.
 THREADS ?= 2
 CELL_TIMEOUT ?= 600
@@ -27,7 +30,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "lmcourse needs Python >= 3.10; found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install -q -e '.[dev,hf]'
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lmcourse)" >/dev/null
 	@touch $(STAMP)
