@@ -151,7 +151,10 @@ class Exercise:
                     f"  on case {i} of {len(cases)}{_label(case)}: {case.describe()}\n{where}"
                 )
                 return Result(self.id, "error", text.rstrip())
-            diff = self.compare(expected, got)
+            try:
+                diff = self.compare(expected, got)
+            except Exception as exc:  # an output so unexpected that the comparison itself fails
+                diff = f"output: expected {_describe(expected)}, got {_describe(got)} ({type(exc).__name__}: {exc})"
             if diff is not None:
                 matched = self._matching_wrong(case, got)
                 text = (

@@ -175,3 +175,10 @@ def test_compare_values(expected, got, needle):
         assert diff is None, diff
     else:
         assert diff is not None and needle in diff, diff
+
+
+def test_a_custom_compare_that_breaks_on_odd_output_still_reports(capsys):
+    ex = _make(compare=lambda expected, got: None if got.shape == expected.shape and (got == expected).all() else "differs")
+    ex.check(lambda x: None)  # None has no .shape: the comparison raises, the check must not
+    out = capsys.readouterr().out
+    assert out.startswith("✗") and "got None" in out and "AttributeError" in out
