@@ -13,7 +13,7 @@ settings.register_profile("explore", deadline=None)
 settings.load_profile("lmcourse")
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+SHAKESPEARE = ROOT.parent / "shared" / "data" / "tinyshakespeare.txt"
 
 
 def pytest_addoption(parser):
@@ -33,3 +33,11 @@ def update_snapshots(request) -> bool:
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def shakespeare_path() -> Path:
+    """../shared/data/tinyshakespeare.txt, which CI lays beside the clone; skip where it is absent."""
+    if not SHAKESPEARE.exists():
+        pytest.skip(f"{SHAKESPEARE} is absent (CI provides it at ../shared/data)")
+    return SHAKESPEARE

@@ -12,7 +12,6 @@ import pytest
 
 from lmcourse import data
 
-SHAKESPEARE = Path(__file__).resolve().parents[1].parent / "shared/data/tinyshakespeare.txt"
 SHA = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
 # ----------------------------------------------------------------------------- story corpus
@@ -197,12 +196,10 @@ class _Server:
 
 
 @pytest.fixture
-def shakespeare_dir(tmp_path):
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"{SHAKESPEARE} is absent (CI provides it at ../shared/data)")
+def shakespeare_dir(tmp_path, shakespeare_path):
     folder = tmp_path / "www"
     folder.mkdir()
-    (folder / "input.txt").write_bytes(SHAKESPEARE.read_bytes())
+    (folder / "input.txt").write_bytes(shakespeare_path.read_bytes())
     return folder
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import inspect
 import os
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -21,7 +20,6 @@ from lmcourse.tokenizers import (
 
 tiktoken = pytest.importorskip("tiktoken")
 
-SHAKESPEARE = Path(__file__).resolve().parents[1].parent / "shared/data/tinyshakespeare.txt"
 
 # Mixed English / Chinese / emoji text, written for these tests (not from any dataset).
 MIXED_TRAIN = (
@@ -73,10 +71,8 @@ def slow_train(text: str, vocab_size: int, pattern: str) -> dict[tuple[int, int]
 
 
 @pytest.fixture(scope="module")
-def shakespeare() -> str:
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"{SHAKESPEARE} not present")
-    return SHAKESPEARE.read_text(encoding="utf-8")
+def shakespeare(shakespeare_path) -> str:
+    return shakespeare_path.read_text(encoding="utf-8")
 
 
 @pytest.fixture(scope="module")
