@@ -271,6 +271,24 @@ def perplexity(logits: Tensor, targets: Tensor, ignore_index: int = -100) -> Ten
     return torch.exp(cross_entropy(logits, targets, ignore_index=ignore_index))
 
 
+def bits_per_byte(total_nll: Tensor | float, n_bytes: int) -> float:
+    """Bits per byte: the total negative log-likelihood of a text, in nats, over its UTF-8 bytes.
+
+    ``total_nll`` is the *sum* of the per-token losses over the whole text (mean loss times
+    the number of predicted tokens), ``n_bytes`` the length of that text in UTF-8 bytes.
+    Dividing by bytes instead of tokens, and by ln 2 to go from nats to bits, gives a number
+    that does not depend on the tokenizer: a per-token perplexity does, since a tokenizer with
+    longer tokens has fewer, harder predictions for the same text. Derived in
+    chapters/05_cross_entropy.ipynb.
+    """
+    if isinstance(n_bytes, bool) or not isinstance(n_bytes, int) or n_bytes <= 0:
+        raise ValueError(f"n_bytes must be a positive int, got {n_bytes!r}")
+    nll = float(total_nll.detach()) if isinstance(total_nll, Tensor) else float(total_nll)
+    if not math.isfinite(nll) or nll < 0:
+        raise ValueError(f"total_nll must be a finite sum of losses >= 0, got {nll}")
+    return nll / (n_bytes * math.log(2))
+
+
 # --------------------------------------------------------------------------------------
 # attention, forward and hand-written backward
 
