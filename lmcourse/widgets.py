@@ -15,6 +15,20 @@ if TYPE_CHECKING:  # annotations only: torch and matplotlib are imported when a 
     from matplotlib.figure import Figure
 
 ATTENTION_SCALES = {"1/√d_k": "inv_sqrt", "1 (no scaling)": "one"}
+# The heatmap is shown at its natural size: DISPLAY_DPI screen pixels per inch of figure,
+# rendered at PIXEL_RATIO times that so it stays sharp on high-density screens. The image
+# widget gets that width in pixels and does not stretch to the output area (a VBox is a
+# flex column, whose default `align-items: stretch` would widen the image to the full
+# width and blur it).
+DISPLAY_DPI = 80
+PIXEL_RATIO = 2
+
+
+def png_size(png: bytes) -> tuple[int, int]:
+    """(width, height) in pixels of a PNG, read from its IHDR header."""
+    if len(png) < 24 or not png.startswith(b"\x89PNG\r\n\x1a\n") or png[12:16] != b"IHDR":
+        raise ValueError("not a PNG image (no PNG signature and IHDR header)")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
 
 
 class AttentionView:
@@ -82,7 +96,8 @@ class AttentionExplorer:
         self.causal = W.Checkbox(value=False, description="causal mask")
         self.head = W.Dropdown(options=[("all heads", -1)] + [(f"head {h}", h) for h in range(n_head)],
                                value=-1, description="head")
-        self.image = W.Image(format="png")
+        # natural size: a width in px is set at every render; never stretched by the VBox
+        self.image = W.Image(format="png", layout=W.Layout(align_self="flex-start", height="auto"))
         for c in (self.sentence, self.scale, self.multiplier, self.causal, self.head):
             c.observe(lambda _change: self.render(), names="value")
         self.ui = W.VBox([self.sentence, W.HBox([self.scale, self.multiplier]), W.HBox([self.causal, self.head]), self.image])
@@ -137,25 +152,30 @@ class AttentionExplorer:
         w = self.weights(tokens)
         heads = list(range(self.n_head)) if self.head.value == -1 else [int(self.head.value)]
         T = len(tokens)
-        side = min(max(2.4, 0.32 * T + 1.2), 5.0)
-        fig = Figure(figsize=(side * len(heads) + 0.4, side + 0.6), dpi=80, layout="constrained")
+        side = min(max(2.4, 0.32 * T + 1.2), 5.0)  # inches per head: grows with T, capped
+        fig = Figure(figsize=(side * len(heads) + 1.0, side + 0.6), dpi=DISPLAY_DPI, layout="constrained")
         axes = fig.subplots(1, len(heads), squeeze=False)[0]
+        im = None
         for ax, h in zip(axes, heads):
             if T == 0:
                 ax.text(0.5, 0.5, "type a sentence", ha="center", va="center")
                 ax.set_axis_off()
                 continue
-            ax.imshow(w[h].numpy(), vmin=0.0, vmax=1.0, cmap="viridis")
+            im = ax.imshow(w[h].numpy(), vmin=0.0, vmax=1.0, cmap="viridis")
             ax.set_xticks(range(T), tokens, rotation=90, fontsize=8)
             ax.set_yticks(range(T), tokens, fontsize=8)
             ax.set_xlabel("key (attended to)")
+            ax.set_ylabel("query (attending)")
             ax.grid(False)
             ax.set_title(f"head {h}", fontsize=9)
-        axes[0].set_ylabel("query (attending)")
+        if im is not None:
+            fig.colorbar(im, ax=list(axes), label="attention weight", shrink=0.8)
         fig.suptitle(f"scale = {self.current_scale():.3g}" + (", causal" if self.causal.value else ""), fontsize=9)
         buf = io.BytesIO()
-        fig.savefig(buf, format="png")
-        self.image.value = buf.getvalue()
+        fig.savefig(buf, format="png", dpi=DISPLAY_DPI * PIXEL_RATIO)
+        png = buf.getvalue()
+        self.image.value = png
+        self.image.layout.width = f"{round(png_size(png)[0] / PIXEL_RATIO)}px"
         self.last = AttentionView(tokens, w, heads, self.current_scale(), bool(self.causal.value), fig)
         return self.last
 

@@ -12,14 +12,19 @@ import pytest
 import torch
 
 from lmcourse.attention import scaled_dot_product_attention
-from lmcourse.widgets import attention_explorer
+from lmcourse.widgets import DISPLAY_DPI, PIXEL_RATIO, attention_explorer, png_size
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
+def heatmaps(view) -> list:
+    """The axes of the figure that hold a heatmap (the colour bar's axes hold none)."""
+    return [ax for ax in view.figure.axes if ax.images]
+
+
 def drawn(view) -> list[np.ndarray]:
     """The arrays of the heatmaps in the figure, one per axes that has an image."""
-    return [np.asarray(ax.images[0].get_array()) for ax in view.figure.axes if ax.images]
+    return [np.asarray(ax.images[0].get_array()) for ax in heatmaps(view)]
 
 
 @pytest.fixture
@@ -32,11 +37,14 @@ def test_draws_one_heatmap_per_head_and_returns_its_weights(explorer):
     T = 10
     assert view.tokens[:3] == ["the", "cat", "sat"] and len(view.tokens) == T
     assert view.weights.shape == (3, T, T)
-    assert len(view.figure.axes) == 3 and view.heads == [0, 1, 2]
+    assert len(heatmaps(view)) == 3 and view.heads == [0, 1, 2]
     for h, img in enumerate(drawn(view)):
+        ax = heatmaps(view)[h]
         np.testing.assert_allclose(img, view.weights[h].numpy(), atol=0)
-        assert view.figure.axes[h].get_title() == f"head {h}"
-        assert [t.get_text() for t in view.figure.axes[h].get_xticklabels()] == view.tokens
+        assert ax.get_title() == f"head {h}"
+        assert [t.get_text() for t in ax.get_xticklabels()] == view.tokens
+        assert [t.get_text() for t in ax.get_yticklabels()] == view.tokens
+        assert ax.get_xlabel() == "key (attended to)" and ax.get_ylabel() == "query (attending)"
     # rows are distributions, and the PNG shown in the widget is the figure
     torch.testing.assert_close(view.weights.sum(-1), torch.ones(3, T, dtype=view.weights.dtype))
     assert bytes(explorer.image.value).startswith(PNG)
@@ -116,10 +124,10 @@ def test_head_selector_draws_one_head(explorer):
     all_heads = explorer.last.weights
     explorer.head.value = 1
     view = explorer.last
-    assert view.heads == [1] and len(view.figure.axes) == 1
+    assert view.heads == [1] and len(heatmaps(view)) == 1
     np.testing.assert_allclose(drawn(view)[0], all_heads[1].numpy(), atol=0)
     explorer.head.value = -1
-    assert len(explorer.last.figure.axes) == 3
+    assert len(heatmaps(explorer.last)) == 3
 
 
 def test_same_seed_same_drawing_and_words_keep_their_vectors():
@@ -138,3 +146,52 @@ def test_bad_arguments():
         attention_explorer(n_head=3, d_model=10)
     with pytest.raises(ValueError, match="n_head must be a positive int"):
         attention_explorer(n_head=0)
+
+
+def test_colour_bar_says_what_the_colour_means(explorer):
+    view = explorer.render()
+    bars = [ax for ax in view.figure.axes if not ax.images]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "attention weight"
+    assert heatmaps(view)[0].images[0].get_clim() == (0.0, 1.0)  # the same colour scale for every head
+
+
+def shown_width(ex) -> int:
+    """The width in CSS pixels that the image widget asks for: '412px' -> 412."""
+    width = ex.image.layout.width
+    assert isinstance(width, str) and width.endswith("px"), f"image width {width!r} is not a size in pixels"
+    return int(width[:-2])
+
+
+@pytest.mark.parametrize("sentence, n_head", [("the cat sat on the mat because it was tired", 2),
+                                               ("the cat sat on the mat because it was tired", 1),
+                                               ("hi there", 2), ("a", 1)])
+def test_image_is_shown_at_its_natural_size(sentence, n_head):
+    """The heatmap is never stretched to the output width: the widget shows the PNG at
+    1 / PIXEL_RATIO of its pixel size (sharp on high-density screens), and is not a flex
+    item that stretches (a VBox is a flex column whose default is align-items: stretch)."""
+    ex = attention_explorer(sentence=sentence, n_head=n_head, seed=0)
+    w_px, h_px = png_size(bytes(ex.image.value))
+    fig_w, fig_h = ex.last.figure.get_size_inches()
+    assert (w_px, h_px) == (round(fig_w * DISPLAY_DPI * PIXEL_RATIO), round(fig_h * DISPLAY_DPI * PIXEL_RATIO))
+    assert shown_width(ex) == round(w_px / PIXEL_RATIO)
+    assert ex.image.layout.align_self == "flex-start"
+    assert ex.image.layout.height in (None, "auto")  # the aspect ratio is kept
+    assert ex.image in ex.ui.children
+
+
+def test_image_size_follows_the_heads_and_the_sentence():
+    ex = attention_explorer(sentence="the cat sat on the mat because it was tired", n_head=2, seed=0)
+    two_heads = shown_width(ex)
+    ex.head.value = 0
+    one_head = shown_width(ex)
+    assert 1.7 * one_head < two_heads < 2.1 * one_head  # a fixed size per head, not the full width
+    ex.sentence.value = "hi there"
+    short = shown_width(ex)
+    assert short < 0.7 * one_head  # a short sentence gets a small heatmap, not a blown-up one
+    ex.sentence.value = " ".join(["word"] * 60)
+    assert shown_width(ex) <= 5.0 * DISPLAY_DPI + 1.0 * DISPLAY_DPI  # capped for long sentences
+
+
+def test_png_size_rejects_what_is_not_a_png():
+    with pytest.raises(ValueError, match="not a PNG"):
+        png_size(b"GIF89a" + bytes(30))
