@@ -5,6 +5,7 @@ import functools
 import hashlib
 import http.server
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -162,6 +163,42 @@ def test_pydoc_prose_is_clean_english():
     assert "statement" in text and data.load_text("pydoc") == text
 
 
+def test_whole_reviews_file_is_balanced_and_every_review_is_used():
+    from lmcourse.data import written_reviews
+
+    whole = written_reviews._whole_reviews()
+    assert len(whole) == 40 and sum(label for _, label in whole) == 20
+    used = {item for split in data.SPLITS for item in data.reviews(split)}
+    assert set(whole) <= used
+
+
+def test_data_files_are_declared_as_package_data(root):
+    # a data file that pyproject does not declare is missing from the wheel, and reviews() breaks there
+    tomllib = pytest.importorskip("tomllib")
+    import fnmatch
+
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    files = [p.name for p in (root / "lmcourse" / "data").iterdir() if p.is_file() and p.suffix not in (".py", ".pyc")]
+    assert "reviews.jsonl" in files and "review_sentences.jsonl" in files
+    for name in files:
+        assert any(fnmatch.fnmatch(name, pat) for pat in patterns.get("lmcourse.data", [])), name
+
+
+def test_a_broken_data_line_is_named(monkeypatch):
+    from lmcourse.data import written_reviews
+
+    class Fake:
+        def joinpath(self, name):
+            return self
+
+        def read_text(self, encoding):
+            return '{"label": 1, "text": "fine"}\n{"label": 0, "text": oops}\n'
+
+    monkeypatch.setattr(written_reviews.resources, "files", lambda package: Fake())
+    with pytest.raises(ValueError, match=r"x\.jsonl, line 2"):
+        written_reviews._jsonl("x.jsonl")
+
+
 # ----------------------------------------------------------------------------- download
 
 
@@ -271,6 +308,6 @@ def test_offline_with_a_bad_copy_in_the_cache_says_so(cache):
 def test_cache_dir_default_is_platform_cache(monkeypatch, tmp_path):
     monkeypatch.delenv("LMCOURSE_DATA", raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    if data.sys.platform.startswith("linux"):
+    if sys.platform.startswith("linux"):
         assert data.cache_dir() == tmp_path / "lmcourse"
     assert data.cache_dir().name == "lmcourse"
