@@ -86,14 +86,16 @@ def scaled_dot_product_attention(
     to (..., Tq, Tk), True = keep (query i may attend to key j); `is_causal=True` adds the
     causal mask (needs Tq == Tk). Returns the output (..., Tq, d_v), and also the attention
     weights (..., Tq, Tk) when `return_weights=True`. A query row whose keys are *all* masked
-    has no distribution to take: its weights are defined as all zeros, so its output is the
-    zero vector (the same convention as `torch.nn.functional.scaled_dot_product_attention`),
-    never NaN. Derived in chapters/04_self_attention.ipynb.
+    (or that has no keys, Tk = 0) has no distribution to take: its weights are defined as all
+    zeros, so its output is the zero vector, and it passes no gradient back (the same
+    convention as `torch.nn.functional.scaled_dot_product_attention`), never NaN. Empty
+    shapes follow torch too: d_k = 0 makes every score an empty sum, 0, so the weights are
+    uniform. Derived in chapters/04_self_attention.ipynb.
     """
     batch = _check_qkv(q, k, v)
     Tq, Tk, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
     if scale is None:
-        scale = 1.0 / math.sqrt(d_k)
+        scale = 1.0 / math.sqrt(max(d_k, 1))  # d_k = 0: the scores are empty sums, 0 at any scale
     elif isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise ValueError(f"scale must be a float (or None for 1/sqrt(d_k)), got {scale!r}")
     scores_shape = (*batch, Tq, Tk)
@@ -126,7 +128,8 @@ def scaled_dot_product_attention(
         scores = scores.masked_fill(~keep, float("-inf"))
     # 3. softmax over the keys (the last axis), stabilised by subtracting each row's max;
     #    a fully masked row has max -inf: use 0 instead, so its weights come out as 0, not NaN
-    row_max = scores.amax(dim=-1, keepdim=True)
+    #    (with no keys at all, Tk = 0, there is no max to take: the rows are empty)
+    row_max = scores.amax(dim=-1, keepdim=True) if Tk else scores.new_zeros(*scores.shape[:-1], 1)
     row_max = torch.where(torch.isfinite(row_max), row_max, torch.zeros_like(row_max))
     e = torch.exp(scores - row_max)
     denom = e.sum(dim=-1, keepdim=True)
@@ -168,8 +171,9 @@ class MultiHeadAttention(nn.Module):
     """Multi-head attention with GPT-2 parameter names: `c_attn` (C -> 3C) and `c_proj` (C -> C).
 
     `forward(query, key=None, value=None, mask=None, is_causal=False, return_weights=False)`:
-    query is (B, Tq, C); key and value (B, Tk, C) default to the query (self-attention, one
-    fused matmul). The first, second and third C rows of `c_attn` project queries, keys and
+    query is (B, Tq, C); key and value (B, Tk, C) are given together (cross-attention) or
+    both left out, and then default to the query (self-attention, one fused matmul); a key
+    without a value, or a value without a key, is an error, as in `nn.MultiheadAttention`. The first, second and third C rows of `c_attn` project queries, keys and
     values, exactly like `nn.MultiheadAttention.in_proj_weight`, so its weights copy over.
     `mask` is bool, True = keep, broadcastable to (B, n_head, Tq, Tk): a key-padding mask
     `keep` of shape (B, Tk) becomes `keep[:, None, None, :]`. Returns (B, Tq, C), plus the
@@ -197,8 +201,11 @@ class MultiHeadAttention(nn.Module):
                 raise ValueError(f"{name} must have shape (B, T, C={C}), got {tuple(t.shape)}")
         if key is None and value is None:
             return self.c_attn(query).split(C, dim=2)
-        key = query if key is None else key
-        value = key if value is None else value
+        if key is None or value is None:
+            missing = "key" if key is None else "value"
+            raise ValueError(
+                f"give key and value both (cross-attention) or neither (self-attention): {missing} is missing"
+            )
         if key.shape[:2] != value.shape[:2]:
             raise ValueError(f"key and value must share (B, Tk), got key {tuple(key.shape)}, value {tuple(value.shape)}")
         if query.shape[0] != key.shape[0]:
@@ -237,7 +244,7 @@ class CausalSelfAttention(MultiHeadAttention):
     """
 
     def __init__(self, config: Any, n_head: int | None = None, bias: bool = True, dropout: float = 0.0) -> None:
-        if isinstance(config, int) and not isinstance(config, bool):
+        if isinstance(config, numbers.Number):  # the numbers themselves; MultiHeadAttention checks them
             if n_head is None:
                 raise ValueError("CausalSelfAttention(n_embd, n_head): n_head is missing")
             n_embd = config

@@ -361,3 +361,292 @@ def test_ch04_messages_name_the_mistake():
     for k, wrong in enumerate(ch04.causal_attention.wrong):  # each mistake is told apart from the others
         assert ch04.causal_attention.run(wrong.fn).matched == [wrong.message], wrong.fn.__name__
     assert ch04.split_heads.run(ch04._split_no_transpose).matched == [ch04.split_heads.wrong[0].message]
+
+
+# ---------------------------------------------------------------- empty shapes: as torch does
+
+EMPTY = [  # (lead, Tq, Tk, d_k, d_v)
+    ((2,), 0, 5, 4, 3),   # no queries
+    ((2,), 3, 0, 4, 3),   # no keys: every row is "fully masked", output 0
+    ((2,), 0, 0, 4, 3),   # T = 0
+    ((2,), 3, 5, 0, 3),   # d_k = 0: every score is an empty sum, 0, so the weights are uniform
+    ((2,), 3, 5, 4, 0),   # d_v = 0
+    ((), 0, 0, 0, 0),
+]
+
+
+@pytest.mark.parametrize("lead,Tq,Tk,d_k,d_v", EMPTY)
+@pytest.mark.parametrize("masked", [False, True])
+def test_empty_shapes_follow_torch_with_gradients(lead, Tq, Tk, d_k, d_v, masked):
+    g = torch.Generator().manual_seed(11)
+    q, k, v = (randn(*lead, T, d, g=g, dtype=torch.float64).requires_grad_()
+               for T, d in ((Tq, d_k), (Tk, d_k), (Tk, d_v)))
+    mask = None
+    if masked:
+        mask = torch.rand(*lead, Tq, Tk, generator=g) < 0.6
+        if Tq:
+            mask[..., 0, :] = False  # one fully masked row too
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+    got, w = scaled_dot_product_attention(q, k, v, mask=mask, return_weights=True)
+    assert got.shape == want.shape == (*lead, Tq, d_v) and w.shape == (*lead, Tq, Tk)
+    assert maxerr(got, want) <= 1e-12
+    if Tk and Tq and not d_k and not masked:
+        assert maxerr(w, torch.full_like(w, 1 / Tk)) <= 1e-12
+    if got.numel():
+        up = randn(*got.shape, g=g, dtype=torch.float64)
+        ours = torch.autograd.grad(got, (q, k, v), up, allow_unused=True)
+        theirs = torch.autograd.grad(want, (q, k, v), up, allow_unused=True)
+        for a, b, t in zip(ours, theirs, (q, k, v)):
+            a = torch.zeros_like(t) if a is None else a
+            b = torch.zeros_like(t) if b is None else b
+            assert maxerr(a, b) <= 1e-12
+
+
+def test_empty_sequences_through_the_modules():
+    torch.manual_seed(0)
+    att = CausalSelfAttention(8, 2).double().eval()
+    assert att(torch.zeros(2, 0, 8, dtype=torch.float64)).shape == (2, 0, 8)
+    assert scaled_dot_product_attention(*(torch.zeros(1, 0, 4) for _ in range(3)), is_causal=True).shape == (1, 0, 4)
+    m = MultiHeadAttention(8, 2).double().eval()
+    x = torch.randn(2, 3, 8, dtype=torch.float64)
+    empty = torch.zeros(2, 0, 8, dtype=torch.float64)
+    # no keys at all: the attention output is 0, so the module returns the output projection's bias
+    assert maxerr(m(x, empty, empty), m.c_proj.bias.expand(2, 3, 8)) <= 1e-12
+
+
+# ---------------------------------------------------------------- every branch of the arguments
+
+def test_default_scale_is_one_over_sqrt_dk_and_a_given_scale_is_used():
+    g = torch.Generator().manual_seed(12)
+    q, k, v = randn(3, 9, g=g, dtype=torch.float64), randn(4, 9, g=g, dtype=torch.float64), randn(4, 2, g=g, dtype=torch.float64)
+    _, w = scaled_dot_product_attention(q, k, v, return_weights=True)
+    assert maxerr(w, torch.softmax(q @ k.T / 3.0, dim=-1)) <= 1e-12  # 1/sqrt(9)
+    _, w = scaled_dot_product_attention(q, k, v, scale=2, return_weights=True)  # an int is a real number
+    assert maxerr(w, torch.softmax(q @ k.T * 2.0, dim=-1)) <= 1e-12
+    q1, k1 = q[:, :1], k[:, :1]  # d_k = 1: the default scale is exactly 1
+    _, w = scaled_dot_product_attention(q1, k1, v, return_weights=True)
+    assert maxerr(w, torch.softmax(q1 @ k1.T, dim=-1)) <= 1e-12
+
+
+def test_return_weights_switch():
+    q = k = v = torch.randn(2, 3, 4)
+    assert isinstance(scaled_dot_product_attention(q, k, v), torch.Tensor)
+    out, w = scaled_dot_product_attention(q, k, v, return_weights=True)
+    assert out.shape == (2, 3, 4) and w.shape == (2, 3, 3)
+    assert torch.equal(out, scaled_dot_product_attention(q, k, v))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_mask_and_is_causal_together_equal_torch(dtype):
+    g = torch.Generator().manual_seed(13)
+    q, k, v = (randn(2, 2, 5, 4, g=g, dtype=dtype) for _ in range(3))
+    keep = torch.rand(2, 1, 5, 5, generator=g) < 0.7
+    want = F.scaled_dot_product_attention(q, k, v, attn_mask=keep & causal_mask(5))
+    got, w = scaled_dot_product_attention(q, k, v, mask=keep, is_causal=True, return_weights=True)
+    assert maxerr(got, want) <= TOL[dtype]
+    assert not w[~(keep & causal_mask(5)).expand(2, 2, 5, 5)].any()
+    # ... and the module combines a padding mask with its causal mask the same way
+    torch.manual_seed(1)
+    att = CausalSelfAttention(8, 2).to(dtype).eval()
+    x = randn(2, 5, 8, g=g, dtype=dtype)
+    pad = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]], dtype=torch.bool)[:, None, None, :]
+    with torch.no_grad():
+        mixed = att(x, mask=pad)
+        q_, k_, v_ = (split_heads(t, 2) for t in att.c_attn(x).split(8, dim=2))
+        ref = att.c_proj(merge_heads(F.scaled_dot_product_attention(q_, k_, v_, attn_mask=pad & causal_mask(5))))
+    assert maxerr(mixed, ref) <= TOL[dtype]
+
+
+@pytest.mark.parametrize(
+    "args,match",
+    [
+        (([[1.0]], torch.zeros(2, 3), torch.zeros(2, 3)), r"q must be a torch.Tensor, got list"),
+        ((torch.zeros(2, 3), None, torch.zeros(2, 3)), r"k must be a torch.Tensor, got NoneType"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3), 1.0), r"v must be a torch.Tensor, got float"),
+        ((torch.zeros(2, 3), torch.zeros(3), torch.zeros(2, 3)), r"k must have shape \(\.\.\., T, d\), got \(3,\)"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(())), r"v must have shape \(\.\.\., T, d\), got \(\)"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.int32), torch.zeros(2, 3)), r"k must be a floating-point.*int32"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.bool)), r"v must be a floating-point.*bool"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.float64)), r"share one dtype.*float32, torch.float32, torch.float64"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.float64), torch.zeros(2, 3)), r"share one dtype"),
+    ],
+)
+def test_sdpa_argument_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        scaled_dot_product_attention(*args)
+
+
+def test_sdpa_mask_and_scale_errors():
+    q, k, v = torch.zeros(2, 4, 8), torch.zeros(2, 5, 8), torch.zeros(2, 5, 3)
+    with pytest.raises(ValueError, match=r"bool tensor \(True = keep\), got list"):
+        scaled_dot_product_attention(q, k, v, mask=[[True] * 5] * 4)
+    with pytest.raises(ValueError, match=r"bool tensor.*torch.int64"):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(4, 5, dtype=torch.long))
+    # a mask that broadcasts with the scores but would enlarge them is refused, not silently broadcast
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 2, 4, 5\) does not broadcast.*\(2, 4, 5\)"):
+        scaled_dot_product_attention(q, k, v, mask=torch.ones(3, 2, 4, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"scale must be a float.*True"):
+        scaled_dot_product_attention(q, k, v, scale=True)
+    with pytest.raises(ValueError, match=r"scale must be a float.*tensor"):
+        scaled_dot_product_attention(q, k, v, scale=torch.tensor(0.5))
+    # the accepted forms: a broadcastable mask, scale 0 (uniform weights)
+    ok = torch.ones(5, dtype=torch.bool)
+    assert scaled_dot_product_attention(q, k, v, mask=ok).shape == (2, 4, 3)
+
+
+@pytest.mark.parametrize("T", [-1, True, 2.0, "3", None])
+def test_causal_mask_rejects_non_ints(T):
+    with pytest.raises(ValueError, match=r"T must be a non-negative int"):
+        causal_mask(T)
+
+
+@pytest.mark.parametrize("n_head", [0, -2, True, 2.0, None, 4])
+def test_split_heads_rejects_bad_n_head(n_head):
+    with pytest.raises(ValueError, match=r"C=6 \(from x \(1, 2, 6\)\) must be divisible by n_head="):
+        split_heads(torch.zeros(1, 2, 6), n_head)
+
+
+def test_split_heads_errors_and_edges():
+    with pytest.raises(ValueError, match=r"split_heads expects \(B, T, C\), got \(2, 6\)"):
+        split_heads(torch.zeros(2, 6), 2)
+    with pytest.raises(ValueError, match=r"split_heads expects \(B, T, C\), got \(1, 2, 2, 6\)"):
+        split_heads(torch.zeros(1, 2, 2, 6), 2)
+    x = torch.arange(12.0).reshape(1, 2, 6)
+    assert split_heads(x, 1).shape == (1, 1, 2, 6) and split_heads(x, 6).shape == (1, 6, 2, 1)
+    assert torch.equal(merge_heads(split_heads(x, 3)), x)
+    with pytest.raises(ValueError, match=r"merge_heads expects \(B, nh, T, hs\), got \(1, 2, 3, 4, 5\)"):
+        merge_heads(torch.zeros(1, 2, 3, 4, 5))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        (dict(n_embd=0, n_head=1), r"n_embd must be a positive int, got 0"),
+        (dict(n_embd=-4, n_head=1), r"n_embd must be a positive int, got -4"),
+        (dict(n_embd=True, n_head=1), r"n_embd must be a positive int, got True"),
+        (dict(n_embd=8.0, n_head=2), r"n_embd must be a positive int, got 8.0"),
+        (dict(n_embd=8, n_head=0), r"n_embd=8 must be divisible by n_head=0"),
+        (dict(n_embd=8, n_head=-2), r"n_embd=8 must be divisible by n_head=-2"),
+        (dict(n_embd=8, n_head=True), r"n_embd=8 must be divisible by n_head=True"),
+        (dict(n_embd=8, n_head=2.0), r"n_embd=8 must be divisible by n_head=2.0"),
+        (dict(n_embd=8, n_head=3), r"n_embd=8 must be divisible by n_head=3"),
+        (dict(n_embd=8, n_head=2, dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
+        (dict(n_embd=8, n_head=2, dropout=-0.1), r"dropout must be in \[0, 1\), got -0.1"),
+        (dict(n_embd=8, n_head=2, dropout=True), r"dropout must be in \[0, 1\), got True"),
+        (dict(n_embd=8, n_head=2, dropout=None), r"dropout must be in \[0, 1\), got None"),
+    ],
+)
+@pytest.mark.parametrize("cls", [MultiHeadAttention, CausalSelfAttention])
+def test_constructors_name_the_bad_field(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(kwargs["n_embd"], **{k: v for k, v in kwargs.items() if k != "n_embd"})
+
+
+@pytest.mark.parametrize(
+    "fields,match",
+    [
+        (dict(n_embd=0, n_head=1), r"n_embd must be a positive int, got 0"),
+        (dict(n_embd=8, n_head=0), r"divisible by n_head=0"),
+        (dict(n_embd=8, n_head=2, dropout=1.0), r"dropout must be in \[0, 1\), got 1.0"),
+    ],
+)
+def test_config_fields_are_checked_too(fields, match):
+    with pytest.raises(ValueError, match=match):
+        CausalSelfAttention(SimpleNamespace(**fields))
+
+
+def test_constructor_edges_that_are_allowed():
+    m = MultiHeadAttention(1, 1, dropout=0.0)
+    assert (m.n_embd, m.n_head, m.dropout) == (1, 1, 0.0)
+    assert MultiHeadAttention(6, 6, dropout=0.999).dropout == 0.999
+    assert MultiHeadAttention(4, 2, dropout=0).attn_dropout.p == 0
+    m = MultiHeadAttention(4, 2, dropout=0.25)
+    assert m.attn_dropout.p == m.resid_dropout.p == 0.25
+    # a config without bias / dropout fields gets the defaults: biases on, no dropout
+    att = CausalSelfAttention(SimpleNamespace(n_embd=4, n_head=2))
+    assert att.c_attn.bias is not None and att.dropout == 0.0
+    # numbers and keywords
+    att = CausalSelfAttention(4, 2, bias=False, dropout=0.5)
+    assert att.c_attn.bias is None and att.c_proj.bias is None and att.dropout == 0.5
+
+
+def test_causal_self_attention_construction_errors():
+    cfg = SimpleNamespace(n_embd=8, n_head=2)
+    with pytest.raises(ValueError, match=r"either a config or \(n_embd, n_head\), not both"):
+        CausalSelfAttention(cfg, 2)
+    with pytest.raises(ValueError, match=r"n_head is missing"):
+        CausalSelfAttention(8.0)
+    with pytest.raises(ValueError, match=r"config must have n_embd and n_head.*'8'"):
+        CausalSelfAttention("8")
+    with pytest.raises(ValueError, match=r"config must have n_embd and n_head.*namespace\(n_embd=8\)"):
+        CausalSelfAttention(SimpleNamespace(n_embd=8))
+
+
+def test_multihead_attention_needs_key_and_value_together():
+    # like nn.MultiheadAttention, which takes (query, key, value): a key alone is not silently its own value
+    m = MultiHeadAttention(8, 2)
+    x, y = torch.zeros(2, 3, 8), torch.zeros(2, 5, 8)
+    with pytest.raises(ValueError, match=r"key and value.*both.*value is missing"):
+        m(x, y)
+    with pytest.raises(ValueError, match=r"key and value.*both.*key is missing"):
+        m(x, value=y)
+    assert m(x, y, y).shape == (2, 3, 8)
+
+
+@pytest.mark.parametrize(
+    "shapes,match",
+    [
+        (((2, 3, 6), None, None), r"query must have shape \(B, T, C=8\), got \(2, 3, 6\)"),
+        (((3, 8), None, None), r"query must have shape \(B, T, C=8\), got \(3, 8\)"),
+        (((2, 3, 8), (2, 5, 7), (2, 5, 8)), r"key must have shape \(B, T, C=8\), got \(2, 5, 7\)"),
+        (((2, 3, 8), (2, 5, 8), (2, 5, 8, 1)), r"value must have shape \(B, T, C=8\), got \(2, 5, 8, 1\)"),
+        (((2, 3, 8), (2, 5, 8), (2, 5, 9)), r"value must have shape \(B, T, C=8\), got \(2, 5, 9\)"),
+    ],
+)
+def test_multihead_attention_checks_its_own_shapes(shapes, match):
+    m = MultiHeadAttention(8, 2)
+    args = [None if s is None else torch.zeros(s) for s in shapes]
+    with pytest.raises(ValueError, match=match):
+        m(*args)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cross_attention_without_bias_equals_nn(dtype):
+    ours, mha = pair(8, 2, False, dtype, seed=3)
+    g = torch.Generator().manual_seed(14)
+    query, kv = randn(2, 3, 8, g=g, dtype=dtype), randn(2, 6, 8, g=g, dtype=dtype)
+    with torch.no_grad():
+        want, want_w = mha(query, kv, kv, average_attn_weights=False)
+        got, got_w = ours(query, kv, kv, return_weights=True)
+    assert maxerr(got, want) <= TOL[dtype] and maxerr(got_w, want_w) <= TOL[dtype]
+
+
+def test_training_mode_without_dropout_is_deterministic_and_equals_eval():
+    torch.manual_seed(0)
+    att = CausalSelfAttention(8, 2, dropout=0.0)
+    x = torch.randn(2, 5, 8)
+    att.train()
+    y = att(x)
+    att.eval()
+    assert torch.equal(y, att(x))
+
+
+def test_attention_weight_dropout_zeroes_and_rescales_weights():
+    # With p = 0.5 each kept weight is doubled (inverted dropout): the output is (dropped weights) @ v.
+    torch.manual_seed(0)
+    m = MultiHeadAttention(4, 1, bias=False, dropout=0.5)
+    m.resid_dropout.p = 0.0
+    with torch.no_grad():
+        m.c_attn.weight.copy_(torch.eye(4).repeat(3, 1))
+        m.c_proj.weight.copy_(torch.eye(4))
+    x = torch.randn(1, 6, 4)
+    m.eval()
+    y_eval, w = m(x, return_weights=True)
+    m.train()
+    torch.manual_seed(5)
+    y_train = m(x)
+    torch.manual_seed(5)
+    dropped = F.dropout(w, 0.5, training=True)
+    assert set(torch.unique(dropped / w.clamp_min(1e-30)).round().tolist()) <= {0.0, 2.0}
+    assert maxerr(y_train, (dropped @ x[:, None])[:, 0]) <= 1e-6  # one head: its values are x itself
+    assert maxerr(y_train, y_eval) > 1e-3
