@@ -6,7 +6,8 @@ into a training set.
 
 What counts as PII here (decisions, each pinned by a test):
 
-- EMAIL: local@domain.tld with a letters-only top-level domain of 2+ letters.
+- EMAIL: local@domain.tld; the local part is letters of any script, digits and . _ % + -,
+  the domain ASCII, with a letters-only top-level domain of 2+ letters.
 - CARD: 13-19 digits, either contiguous or in groups of four (last group 1-7) or 4-6-5
   (Amex), separated by one consistent space or hyphen, AND passing the Luhn checksum.
   Order numbers and ISBNs that fail Luhn are left alone; a random number that happens to
@@ -23,12 +24,24 @@ What counts as PII here (decisions, each pinned by a test):
   2024-000123 are not); dotted ones need three groups (415.555.0132, not 123.456789). Dates (2024-01-31, 31.01.2024), times, prices
   ($1,299.00), versions, ISBNs and bare digit runs do not fit the pattern.
 
+Digits of any script count: the patterns are matched against a folded copy of the text in
+which every decimal digit (full-width "４", Arabic-Indic "٤", Devanagari "४", ...) reads as its
+ASCII digit and the full-width forms U+FF01-U+FF5E ("＋", "（", "＠", "ａ") and the ideographic
+space read as their ASCII twins, so "４１１１ １１１１ １１１１ １１１１" is a card. The fold maps
+one character to one character, so the placeholders land on the same spans of the original text.
+
+Every pattern runs in time linear in the length of the text (possessive quantifiers, and no
+match may start inside a run of characters it could have started earlier), so hostile input
+such as a megabyte of "%20" or of digits costs no more than ordinary prose; tests/test_text.py
+checks this for each pattern.
+
 Derived in chapters/02_tokenization.ipynb.
 """
 from __future__ import annotations
 
-import re
 import unicodedata
+
+import regex
 
 __all__ = ["normalize", "scrub_pii", "luhn_valid", "PLACEHOLDERS"]
 
@@ -37,9 +50,9 @@ PLACEHOLDERS = {"email": "<EMAIL>", "phone": "<PHONE>", "ip": "<IP>", "card": "<
 # Invisible format characters that carry no meaning in running text. ZWJ/ZWNJ (U+200C/D)
 # are kept: they build emoji sequences and matter in some scripts.
 _INVISIBLE = {"\u00ad", "\u200b", "\u2060", "\ufeff", "\u200e", "\u200f"}
-_LINE_BREAKS = re.compile(r"\r\n|[\r\u2028\u2029\x0b\x0c\x85]")
-_HSPACE = re.compile(r"[^\S\n]+")  # any whitespace except newline
-_MANY_NEWLINES = re.compile(r"\n{3,}")
+_LINE_BREAKS = regex.compile(r"\r\n|[\r\u2028\u2029\x0b\x0c\x85]")
+_HSPACE = regex.compile(r"[^\S\n]++")  # any whitespace except newline
+_MANY_NEWLINES = regex.compile(r"\n{3,}+")
 
 
 def normalize(text: str) -> str:
@@ -56,8 +69,7 @@ def normalize(text: str) -> str:
     if not isinstance(text, str):
         raise ValueError(f"normalize expects a str, got {type(text).__name__}")
     text = _LINE_BREAKS.sub("\n", text)
-    text = unicodedata.normalize("NFKC", text)
-    text = _LINE_BREAKS.sub("\n", text)  # NFKC can create none, but be safe and idempotent
+    text = unicodedata.normalize("NFKC", text)  # creates no line break (checked over every code point)
     text = "".join(
         " " if ch == "\t" else ch
         for ch in text
@@ -73,23 +85,51 @@ def luhn_valid(digits: str) -> bool:
     """True if the digit string passes the Luhn checksum used by payment cards.
 
     From the right, double every second digit, subtract 9 from results above 9, and the
-    total must be a multiple of 10. Derived in chapters/02_tokenization.ipynb.
+    total must be a multiple of 10. Decimal digits of any script count ("４" and "٤" are 4);
+    anything else, superscripts such as "²" included, raises ValueError.
+    Derived in chapters/02_tokenization.ipynb.
     """
-    if not digits or not digits.isdigit():
+    if not isinstance(digits, str) or not digits or not digits.isdecimal():
         raise ValueError(f"luhn_valid expects a non-empty string of digits, got {digits!r}")
     total = 0
     for i, ch in enumerate(reversed(digits)):
-        d = ord(ch) - 48
+        d = unicodedata.decimal(ch)
         if i % 2 == 1:
-            d *= 2
-            if d > 9:
-                d -= 9
+            d = 2 * d - 9 if d > 4 else 2 * d
         total += d
     return total % 10 == 0
 
 
-_EMAIL = re.compile(r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
-_CARD = re.compile(
+class _Fold(dict):
+    """str.translate table, filled on first sight of each character: decimal digits of every
+    script -> ASCII digits, full-width forms and the ideographic space -> ASCII; others unchanged."""
+
+    def __missing__(self, cp: int) -> int:
+        if 0xFF01 <= cp <= 0xFF5E:
+            out = cp - 0xFEE0
+        elif cp == 0x3000:
+            out = 0x20
+        else:
+            d = unicodedata.decimal(chr(cp), None)
+            out = cp if d is None else 48 + d
+        self[cp] = out
+        return out
+
+
+_FOLD = _Fold()
+
+
+def _fold(text: str) -> str:
+    """`text` with the same length, every character read as `_Fold` says (ASCII is unchanged)."""
+    return text if text.isascii() else text.translate(_FOLD)
+
+
+# A match may not start right after a character the pattern could have started with: inside a
+# run, the run's start was tried already, so each run is scanned once (linear time).
+_EMAIL = regex.compile(
+    r"(?<![\w.%+-])[\w.%+-]++@[A-Za-z0-9-]++(?:\.[A-Za-z0-9-]++)*\.[A-Za-z]{2,}+\b"
+)
+_CARD = regex.compile(
     r"(?<![\w-])(?:"
     r"\d{13,19}"
     r"|\d{4}([ -])\d{4}\1\d{4}\1\d{1,7}"
@@ -97,8 +137,8 @@ _CARD = re.compile(
     r")(?![\w-])"
 )
 _OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_IP = re.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\w)")
-_PHONE = re.compile(
+_IP = regex.compile(rf"(?<![\w.]){_OCTET}(?:\.{_OCTET}){{3}}(?![\w]|\.\w)")
+_PHONE = regex.compile(
     r"(?<![\w+.-])(?:"
     r"(?P<cc>\+\d{1,3}[ .-]?)?"
     r"(?:(?P<paren>\(\d{1,5}\))[ .-]?|(?P<area>\d{2,5})[ .-])"
@@ -106,27 +146,44 @@ _PHONE = re.compile(
     r"|\+\d{8,15}"
     r")(?![\w-]|\.\d)"
 )
+_NON_DIGIT = regex.compile(r"\D")
+_SEPARATOR = regex.compile(r"[ .-]")
 
 
-def _card(m: re.Match) -> str:
-    digits = re.sub(r"\D", "", m.group(0))
+def _card(m: regex.Match) -> str:
+    digits = _NON_DIGIT.sub("", m.group(0))
     return PLACEHOLDERS["card"] if luhn_valid(digits) else m.group(0)
 
 
-def _phone(m: re.Match) -> str:
+def _phone(m: regex.Match) -> str:
     s = m.group(0)
-    digits = re.sub(r"\D", "", s)
+    digits = _NON_DIGIT.sub("", s)
     if not 9 <= len(digits) <= 15:
         return s
     if m.group("area") is not None and not m.group("cc"):
-        seps = set(re.findall(r"[ .-]", s))
-        if seps == {" "} and not s.startswith("0"):
+        seps = _SEPARATOR.findall(s)
+        if set(seps) == {" "} and not s.startswith("0"):
             return s  # "2019 2020 2021": space-separated groups need +, 0 or ( to count
-        if len(re.findall(r"[ .-]", s)) == 1 and not s.startswith("0"):
+        if len(seps) == 1 and not s.startswith("0"):
             return s  # two groups: "94103-1234" is a ZIP+4 code, "07700 900123" a phone number
-        if seps == {"."} and s.count(".") < 2:
+        if set(seps) == {"."} and len(seps) < 2:
             return s  # "123.456789" is a decimal number, 415.555.0132 is a phone number
     return PLACEHOLDERS["phone"]
+
+
+def _sub(pattern: regex.Pattern, repl, text: str) -> str:
+    """pattern.sub(repl, text), with the pattern matched against the folded text and the
+    replacements made in the original (a match that `repl` returns unchanged keeps the original)."""
+    folded = _fold(text)
+    if folded is text:
+        return pattern.sub(repl, text)
+    out, last = [], 0
+    for m in pattern.finditer(folded):
+        new = repl if isinstance(repl, str) else repl(m)
+        if new != m.group(0):
+            out += [text[last:m.start()], new]
+            last = m.end()
+    return "".join(out) + text[last:]
 
 
 def scrub_pii(text: str) -> str:
@@ -138,8 +195,8 @@ def scrub_pii(text: str) -> str:
     """
     if not isinstance(text, str):
         raise ValueError(f"scrub_pii expects a str, got {type(text).__name__}")
-    text = _EMAIL.sub(PLACEHOLDERS["email"], text)
-    text = _CARD.sub(_card, text)
-    text = _IP.sub(PLACEHOLDERS["ip"], text)
-    text = _PHONE.sub(_phone, text)
+    text = _sub(_EMAIL, PLACEHOLDERS["email"], text)
+    text = _sub(_CARD, _card, text)
+    text = _sub(_IP, PLACEHOLDERS["ip"], text)
+    text = _sub(_PHONE, _phone, text)
     return text
