@@ -311,3 +311,156 @@ def test_cache_dir_default_is_platform_cache(monkeypatch, tmp_path):
     if sys.platform.startswith("linux"):
         assert data.cache_dir() == tmp_path / "lmcourse"
     assert data.cache_dir().name == "lmcourse"
+
+
+# ----------------------------------------------------------------------------- download: hostile servers
+
+PAYLOAD = ("To be, or not to be, that is the question.\n" * 250).encode()  # a small pinned text
+
+
+@pytest.fixture
+def tiny(cache, monkeypatch):
+    """A pinned remote text "tiny" of 10,750 bytes, so these tests need no Tiny Shakespeare."""
+    remote = data.Remote(url="http://127.0.0.1:9/tiny.txt", filename="tiny.txt",
+                         sha256=hashlib.sha256(PAYLOAD).hexdigest(), size=len(PAYLOAD))
+    monkeypatch.setitem(data.REMOTES, "tiny", remote)
+    return remote
+
+
+class _Scripted(_Server):
+    """A server on 127.0.0.1 whose every GET runs `respond(handler, server)`; it counts bytes sent."""
+
+    def __init__(self, respond):
+        self.requests = 0
+        self.sent = 0
+        self.stop = threading.Event()  # set on exit, so a handler that streams forever ends
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                outer.requests += 1
+                try:
+                    respond(self, outer)
+                except OSError:  # the client hung up, as it should
+                    pass
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def write(self, handler, chunk: bytes) -> None:
+        handler.wfile.write(chunk)
+        handler.wfile.flush()
+        self.sent += len(chunk)
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        super().__exit__(*exc)
+
+
+def _headers(handler, length: int | None) -> None:
+    handler.send_response(200)
+    if length is not None:
+        handler.send_header("Content-Length", str(length))
+    handler.end_headers()
+
+
+def _whole(handler, srv):
+    _headers(handler, len(PAYLOAD))
+    srv.write(handler, PAYLOAD)
+
+
+def test_small_pinned_text_downloads(tiny, cache):
+    with _Scripted(_whole) as srv:
+        assert data.download("tiny", url=srv.url("tiny.txt")).read_bytes() == PAYLOAD
+    assert data.cached_path("tiny") == cache / "tiny.txt"
+
+
+def test_disconnect_mid_stream_is_a_download_error(tiny):
+    def respond(handler, srv):
+        _headers(handler, len(PAYLOAD))
+        srv.write(handler, PAYLOAD[:1000])  # then the connection closes
+
+    with _Scripted(respond) as srv:
+        url = srv.url("tiny.txt")
+        with pytest.raises(data.DownloadError, match="closed after 1000 of 10750 bytes") as err:
+            data.download("tiny", url=url)
+    assert url in str(err.value) and "by hand" in str(err.value)
+    assert data.cached_path("tiny") is None
+
+
+@pytest.mark.parametrize("announced", [None, 10**12])
+def test_endless_stream_stops_just_past_the_pinned_size(tiny, announced):
+    limit = 64 << 20  # the server gives up after 64 MB, so the test ends even if the client reads on
+
+    def respond(handler, srv):
+        _headers(handler, announced)
+        while srv.sent < limit and not srv.stop.is_set():
+            srv.write(handler, b"x" * 65536)
+
+    with _Scripted(respond) as srv:
+        url = srv.url("tiny.txt")
+        with pytest.raises(data.DownloadError, match="more than the pinned 10750 bytes") as err:
+            data.download("tiny", url=url)
+        assert srv.sent < limit // 4  # the client hung up long before (what is left sat in socket buffers)
+    assert url in str(err.value)
+
+
+def test_trickling_server_meets_the_deadline(tiny):
+    def respond(handler, srv):
+        _headers(handler, len(PAYLOAD))
+        for i in range(len(PAYLOAD)):  # one byte every 20 ms: each read succeeds, the whole takes 3.5 min
+            if srv.stop.wait(0.02):
+                return
+            srv.write(handler, PAYLOAD[i : i + 1])
+
+    with _Scripted(respond) as srv:
+        url = srv.url("tiny.txt")
+        with pytest.raises(data.DownloadError, match=r"within the 0\.3 s deadline") as err:
+            data.download("tiny", url=url, timeout=5, deadline=0.3)
+    assert url in str(err.value)
+
+
+@pytest.mark.parametrize("kw", [{"timeout": 0}, {"deadline": -1}, {"deadline": float("nan")}])
+def test_timeout_and_deadline_must_be_positive(tiny, kw):
+    with pytest.raises(ValueError, match=next(iter(kw))):
+        data.download("tiny", url="http://127.0.0.1:9/tiny.txt", **kw)
+
+
+def test_unwritable_cache_folder_is_named_before_any_request(tiny, tmp_path, monkeypatch):
+    # chmod does not stop root, so the folder lies under a regular file: nobody can create it
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    folder = blocker / "cache"
+    monkeypatch.setenv("LMCOURSE_DATA", str(folder))
+    with _Scripted(_whole) as srv:
+        with pytest.raises(data.DownloadError, match="cannot write to the cache folder") as err:
+            data.download("tiny", url=srv.url("tiny.txt"))
+        assert srv.requests == 0
+    msg = str(err.value)
+    assert str(folder) in msg and "LMCOURSE_DATA" in msg and ".tmp" not in msg
+
+
+def test_cache_entry_that_cannot_be_replaced_names_the_folder(tiny, cache):
+    (cache / "tiny.txt").mkdir(parents=True)  # a folder where the file should go: os.replace fails, even for root
+    with _Scripted(_whole) as srv:
+        with pytest.raises(data.DownloadError, match=r"cannot write tiny\.txt to the cache folder") as err:
+            data.download("tiny", url=srv.url("tiny.txt"))
+        assert srv.requests == 1
+    msg = str(err.value)
+    assert str(cache) in msg and "LMCOURSE_DATA" in msg and ".tmp" not in msg
+    assert [p.name for p in cache.iterdir()] == ["tiny.txt"]  # no temp file left behind
+
+
+def test_cached_path_checks_the_pinned_bytes(tiny, cache):
+    assert data.cached_path("tiny") is None  # no folder yet
+    cache.mkdir()
+    (cache / "tiny.txt").write_bytes(PAYLOAD[:-1] + b"?")  # right size, wrong bytes
+    assert data.cached_path("tiny") is None
+    (cache / "tiny.txt").write_bytes(PAYLOAD)
+    assert data.cached_path("tiny") == cache / "tiny.txt"
+    with pytest.raises(ValueError, match="unknown remote text"):
+        data.cached_path("nope")

@@ -20,7 +20,7 @@ Derived in chapters/01_language_models.ipynb.
 """
 from __future__ import annotations
 
-from .downloads import DATA_ENV, REMOTES, DownloadError, Remote, cache_dir, download
+from .downloads import DATA_ENV, REMOTES, DownloadError, Remote, cache_dir, cached_path, download
 from .python_docs import pydoc_prose
 from .splits import SPLITS
 from .stories import (
@@ -62,7 +62,7 @@ from .written_reviews import reviews
 __all__ = [
     "BAKED", "BOYS", "COLOURS", "DATA_ENV", "FAMILY", "FEARS", "FOODS", "GAMES", "GIRLS", "HAPPY", "HOMES",
     "KINDS", "MORALS", "OBJECTS", "PLACES", "PLOTS", "REMOTES", "SAD", "SAID", "SEEDS", "SKIES", "SMELLS",
-    "SOUNDS", "SPLITS", "TIMES", "TRAITS", "WEATHER", "DownloadError", "Remote", "Story", "cache_dir",
+    "SOUNDS", "SPLITS", "TIMES", "TRAITS", "WEATHER", "DownloadError", "Remote", "Story", "cache_dir", "cached_path",
     "corpus_stats", "download", "generate_stories", "load_text", "make_story", "pydoc_prose", "qa_set",
     "reviews", "sentiment_set", "story_corpus", "summary_set", "translation_set", "words",
 ]
