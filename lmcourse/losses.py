@@ -25,9 +25,14 @@ _REDUCTIONS = ("mean", "sum", "none")
 
 
 def _stable_max(x: Tensor, dim: int) -> Tensor:
-    """Row max, kept as a dim, with -inf / inf rows replaced by 0 so that x - max stays defined."""
+    """Row max, kept as a dim, with -inf (all entries -inf) replaced by 0 so that x - max stays defined.
+
+    An empty dim has no max: 0 then. A +inf or nan max is kept, so such rows give nan, as in torch.
+    """
+    if x.numel() == 0:
+        return torch.zeros_like(x).sum(dim=dim, keepdim=True)
     m = x.amax(dim=dim, keepdim=True).detach()
-    return torch.where(torch.isfinite(m), m, torch.zeros_like(m))
+    return torch.where(m == float("-inf"), torch.zeros_like(m), m)
 
 
 def log_softmax(x: Tensor, dim: int = -1) -> Tensor:
@@ -79,6 +84,11 @@ def _check_ce_args(
     if not 0.0 <= float(label_smoothing) <= 1.0:
         raise ValueError(f"label_smoothing must be in [0, 1], got {label_smoothing}")
     if torch.is_floating_point(targets):
+        if ignore_index != -100:
+            raise ValueError(
+                f"ignore_index={ignore_index} needs class-index targets; probability targets have no "
+                f"index to ignore (torch refuses this too)"
+            )
         if targets.shape != logits.shape:
             raise ValueError(
                 f"probability targets must have the shape of the logits {tuple(logits.shape)}, "
@@ -191,9 +201,9 @@ def cross_entropy_grad(
     ``logits``. Per position the gradient is ``softmax(logits) * sum(q) - q`` where q is the
     target distribution (one-hot, smoothed, or the given probabilities), which is the
     familiar ``p - y`` whenever q sums to 1; ignored positions get 0 and "mean" divides by
-    the number of counted positions. ``grad_output`` is the upstream gradient (a scalar
-    for "mean"/"sum", shape (N, d1, ...) for "none"; default 1). Derived in
-    chapters/05_cross_entropy.ipynb.
+    the number of counted positions (when none is counted, the gradient is 0, as in torch).
+    ``grad_output`` is the upstream gradient (a scalar for "mean"/"sum", shape (N, d1, ...)
+    for "none"; default 1). Derived in chapters/05_cross_entropy.ipynb.
     """
     probs = _check_ce_args(logits, targets, ignore_index, label_smoothing, reduction)
     z = _classes_last(logits)
@@ -201,8 +211,8 @@ def cross_entropy_grad(
     q, valid = _target_distribution(z, targets, probs, ignore_index, label_smoothing)
     grad = p * q.sum(dim=-1, keepdim=True) - q
     grad = grad * valid.unsqueeze(-1).to(grad.dtype)
-    if reduction == "mean":
-        grad = grad / valid.sum().to(grad.dtype)
+    if reduction == "mean":  # every position ignored: grad is already all 0; keep it 0, not 0/0
+        grad = grad / valid.sum().clamp_min(1).to(grad.dtype)
     if grad_output is not None:
         g = torch.as_tensor(grad_output, dtype=grad.dtype, device=grad.device)
         if reduction == "none":
@@ -323,18 +333,26 @@ def _check_attention_args(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None) 
 
 
 def _attention_probs(q: Tensor, k: Tensor, mask: Tensor | None, scale: float) -> Tensor:
-    """P = softmax(Q Kᵀ · scale + mask), shape (..., T_q, T_k)."""
+    """P = softmax(Q Kᵀ · scale + mask), shape (..., T_q, T_k); a fully masked row is all 0.
+
+    A row whose scores are all -inf (every key masked, or no keys) has no distribution:
+    its exps are all 0, and dividing by 1 instead of their sum 0 makes its weights 0, so
+    its output is 0 and it sends no gradient back, as in F.scaled_dot_product_attention.
+    """
     s = (q @ k.transpose(-2, -1)) * scale
     if mask is not None:
         if mask.dtype == torch.bool:
             s = s.masked_fill(~mask, float("-inf"))
         else:
             s = s + mask
-    return softmax(s, dim=-1)
+    e = torch.exp(s - _stable_max(s, -1))
+    denom = e.sum(dim=-1, keepdim=True)
+    return e / torch.where(denom > 0, denom, torch.ones_like(denom))
 
 
 def _default_scale(q: Tensor, scale: float | None) -> float:
-    return 1.0 / math.sqrt(q.shape[-1]) if scale is None else float(scale)
+    # d_k = 0: the scores are empty sums, 0 at any scale (torch gives uniform weights too)
+    return 1.0 / math.sqrt(max(q.shape[-1], 1)) if scale is None else float(scale)
 
 
 def attention_forward(
@@ -345,8 +363,10 @@ def attention_forward(
     ``q`` is (..., T_q, d_k), ``k`` (..., T_k, d_k), ``v`` (..., T_k, d_v); the result is
     (..., T_q, d_v). ``scale`` defaults to 1/√d_k. ``mask`` broadcasts to (..., T_q, T_k): a
     bool mask keeps the True entries (PyTorch's convention), a float mask is added to the
-    scores. The library's main version lives in lmcourse.attention; this one is here so
-    that the backward pass below can be read next to the forward it differentiates.
+    scores. A row with every key masked (or no keys) gets weights 0 and output 0, as in
+    ``F.scaled_dot_product_attention``. The library's main version lives in
+    lmcourse.attention; this one is here so that the backward pass below can be read next
+    to the forward it differentiates.
     Derived in chapters/05_cross_entropy.ipynb.
     """
     _check_attention_args(q, k, v, mask)
@@ -367,7 +387,7 @@ def attention_backward(
     (..., T_q, d_v). With S = Q Kᵀ · scale + mask, P = softmax(S) and O = P V:
     dV = Pᵀ dO, dP = dO Vᵀ, dS = P ⊙ (dP − rowsum(dP ⊙ P)) (the softmax Jacobian applied
     row by row), dQ = dS K · scale and dK = dSᵀ Q · scale. Masked entries have P = 0 and
-    so get no gradient. Derived in chapters/05_cross_entropy.ipynb.
+    so get no gradient; a fully masked row has P = 0 throughout and sends none back. Derived in chapters/05_cross_entropy.ipynb.
     """
     _check_attention_args(q, k, v, mask)
     out_shape = q.shape[:-1] + v.shape[-1:]

@@ -491,3 +491,336 @@ def test_cross_entropy_property_matches_torch(n, c, extra, eps, reduction, scale
         xr = x.clone().requires_grad_(True)
         (expected,) = torch.autograd.grad(F.cross_entropy(xr, t, **kw), xr)
         assert torch.allclose(losses.cross_entropy_grad(x, t, **kw), expected, rtol=1e-9, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------
+# edge cases, each against torch: fully masked rows, all targets ignored, -inf logits, empty shapes
+
+
+def _grads_vs_torch(q, k, v, mask, scale=None, seed=21):
+    """Our forward, hand-written backward and AttentionFunction against F.sdpa and autograd."""
+    q, k, v = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+    ref = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    up = torch.randn(ref.shape, generator=torch.Generator().manual_seed(seed), dtype=ref.dtype)
+    expected = torch.autograd.grad(ref, (q, k, v), up, allow_unused=True)
+    expected = [torch.zeros_like(t) if e is None else e for e, t in zip(expected, (q, k, v))]
+    out = losses.attention_forward(q.detach(), k.detach(), v.detach(), mask, scale)
+    ours = losses.attention_backward(q.detach(), k.detach(), v.detach(), up, mask, scale)
+    fn_out = losses.AttentionFunction.apply(q, k, v, mask, scale)
+    via_fn = torch.autograd.grad(fn_out, (q, k, v), up, allow_unused=True) if fn_out.numel() else expected
+    via_fn = [torch.zeros_like(t) if e is None else e for e, t in zip(via_fn, (q, k, v))]
+    return ref, out, fn_out, expected, ours, via_fn
+
+
+@pytest.mark.parametrize("kind", ["bool", "float"])
+def test_attention_fully_masked_row_gives_zeros_and_zero_gradients_like_torch(kind):
+    q, k, v = _qkv(lead=(2,))
+    keep = torch.rand(2, 5, 6, generator=torch.Generator().manual_seed(4)) < 0.6
+    keep[0, 1] = False  # query 1 of batch 0 may look at nothing
+    keep[1, 4] = False
+    keep[1, 0] = True
+    mask = keep if kind == "bool" else torch.zeros(2, 5, 6, dtype=torch.float64).masked_fill(~keep, -math.inf)
+    ref, out, fn_out, expected, ours, via_fn = _grads_vs_torch(q, k, v, mask)
+    assert torch.equal(out[0, 1], torch.zeros(3, dtype=torch.float64)) and torch.equal(ref[0, 1], out[0, 1])
+    assert _max_err(out, ref) <= 1e-12 and _max_err(fn_out, ref) <= 1e-12
+    for name, a, b, c in zip("qkv", ours, expected, via_fn):
+        assert torch.isfinite(a).all(), name
+        assert _max_err(a, b) <= 1e-10 and _max_err(c, b) <= 1e-10, name
+    assert torch.equal(ours[0][0, 1], torch.zeros(4, dtype=torch.float64))  # no gradient from that row
+
+
+@pytest.mark.parametrize("tq,tk,dk,dv", [(0, 6, 4, 3), (5, 0, 4, 3), (0, 0, 4, 3), (5, 6, 0, 3), (5, 6, 4, 0)])
+@pytest.mark.parametrize("masked", [False, True])
+def test_attention_forward_and_backward_on_empty_shapes_follow_torch(tq, tk, dk, dv, masked):
+    q, k, v = _qkv(lead=(2,), tq=tq, tk=tk, dk=dk, dv=dv)
+    mask = None
+    if masked:
+        mask = torch.rand(2, tq, tk, generator=torch.Generator().manual_seed(6)) < 0.5
+    ref, out, fn_out, expected, ours, via_fn = _grads_vs_torch(q, k, v, mask)
+    assert out.shape == ref.shape == (2, tq, dv)
+    assert _max_err(out, ref) <= 1e-12 if ref.numel() else out.numel() == 0
+    for name, a, b, c, t in zip("qkv", ours, expected, via_fn, (q, k, v)):
+        assert a.shape == t.shape, name
+        if a.numel():
+            assert _max_err(a, b) <= 1e-10 and _max_err(c, b) <= 1e-10, name
+
+
+def test_attention_with_d_k_zero_averages_the_values():
+    q, k, v = _qkv(lead=(), tq=3, tk=4, dk=0, dv=2)
+    out = losses.attention_forward(q, k, v)
+    assert _max_err(out, v.mean(0, keepdim=True).expand(3, 2)) <= 1e-12
+
+
+@pytest.mark.parametrize("shape", [(0, 4), (3, 0), (2, 0, 5)])
+@pytest.mark.parametrize("dim", [0, 1, -1])
+def test_softmax_on_empty_tensors_follows_torch(shape, dim):
+    if dim >= len(shape):
+        return
+    x = torch.zeros(shape, dtype=torch.float64)
+    assert losses.softmax(x, dim).shape == torch.softmax(x, dim).shape == shape
+    assert losses.log_softmax(x, dim).shape == shape
+
+
+def test_softmax_with_infinite_logits_follows_torch():
+    x = torch.tensor([[0.0, -math.inf, 1.0], [-math.inf] * 3, [math.inf, 0.0, 1.0], [math.nan, 0.0, 1.0]],
+                     dtype=torch.float64)
+    for ours, theirs in ((losses.softmax(x), torch.softmax(x, -1)), (losses.log_softmax(x), torch.log_softmax(x, -1))):
+        assert torch.allclose(ours, theirs, rtol=0, atol=1e-12, equal_nan=True), (ours, theirs)
+
+
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_all_targets_ignored_gradient_is_zero_like_autograd(reduction, label_smoothing):
+    x = _logits((4, 3), torch.float64).requires_grad_(True)
+    t = torch.full((4,), -100)
+    kw = dict(label_smoothing=label_smoothing, reduction=reduction)
+    ref = F.cross_entropy(x, t, **kw)
+    (expected,) = torch.autograd.grad(ref.sum(), x)
+    assert torch.equal(expected, torch.zeros_like(x))
+    assert torch.equal(losses.cross_entropy_grad(x.detach(), t, **kw), expected)
+    out = losses.CrossEntropyFunction.apply(x, t, -100, label_smoothing, reduction)
+    assert torch.allclose(out, ref, equal_nan=True)  # "mean" over nothing is nan, as in torch
+    (via_fn,) = torch.autograd.grad(out.sum(), x)
+    assert torch.equal(via_fn, expected)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_minus_inf_non_target_logit_stays_finite_like_torch(reduction, dtype):
+    x = torch.tensor([[0.0, -math.inf, 1.0], [2.0, 0.5, -math.inf], [1.0, 2.0, 3.0]], dtype=dtype, requires_grad=True)
+    t = torch.tensor([0, 1, 2])
+    ref = F.cross_entropy(x, t, reduction=reduction)
+    (expected,) = torch.autograd.grad(ref.sum(), x)
+    ours = losses.cross_entropy(x, t, reduction=reduction)
+    assert torch.isfinite(ours).all() and _max_err(ours, ref) <= TOL[dtype]
+    grad = losses.cross_entropy_grad(x.detach(), t, reduction=reduction)
+    assert torch.isfinite(grad).all() and _max_err(grad, expected) <= TOL[dtype]
+    (through,) = torch.autograd.grad(ours.sum(), x)  # autograd through our forward, too
+    assert _max_err(through, expected) <= TOL[dtype]
+    # with label smoothing the -inf logit costs eps/C * inf = inf, in torch as here; the gradient stays finite
+    ref_s = F.cross_entropy(x, t, reduction=reduction, label_smoothing=0.1)
+    (exp_s,) = torch.autograd.grad(ref_s.sum(), x)
+    assert torch.equal(losses.cross_entropy(x.detach(), t, reduction=reduction, label_smoothing=0.1), ref_s.detach())
+    assert _max_err(losses.cross_entropy_grad(x.detach(), t, reduction=reduction, label_smoothing=0.1), exp_s) <= TOL[dtype]
+
+
+def test_minus_inf_target_logit_gives_inf_like_torch():
+    x = torch.tensor([[0.0, -math.inf, 1.0]], dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([1])
+    ref = F.cross_entropy(x, t)
+    (expected,) = torch.autograd.grad(ref, x)
+    assert losses.cross_entropy(x.detach(), t).item() == math.inf == ref.item()
+    assert _max_err(losses.cross_entropy_grad(x.detach(), t), expected) <= 1e-12
+
+
+def test_cross_entropy_on_an_empty_batch_follows_torch():
+    x, t = torch.zeros(0, 4, dtype=torch.float64), torch.zeros(0, dtype=torch.long)
+    for reduction in ("mean", "sum", "none"):
+        ref = F.cross_entropy(x, t, reduction=reduction)
+        ours = losses.cross_entropy(x, t, reduction=reduction)
+        assert ours.shape == ref.shape and torch.allclose(ours, ref, equal_nan=True), reduction
+        assert losses.cross_entropy_grad(x, t, reduction=reduction).shape == (0, 4)
+
+
+# --------------------------------------------------------------------------------------
+# each default, boundary and branch pinned
+
+
+def test_cross_entropy_defaults_are_mean_ignore_minus_100_no_smoothing():
+    x = _logits((6, 5), torch.float64)
+    t = torch.tensor([0, -100, 4, 2, -100, 1])
+    assert torch.equal(losses.cross_entropy(x, t), losses.cross_entropy(x, t, -100, 0.0, "mean"))
+    assert _max_err(losses.cross_entropy(x, t), F.cross_entropy(x, t)) <= 1e-12
+    assert _max_err(losses.cross_entropy_grad(x, t), losses.cross_entropy_grad(x, t, -100, 0.0, "mean")) == 0.0
+    xr = x.clone().requires_grad_(True)
+    assert _max_err(losses.CrossEntropyFunction.apply(xr, t), F.cross_entropy(x, t)) <= 1e-12
+    (g,) = torch.autograd.grad(losses.CrossEntropyFunction.apply(xr, t), xr)
+    assert _max_err(g, losses.cross_entropy_grad(x, t)) == 0.0
+
+
+def test_reductions_relate_as_mean_sum_none():
+    x = _logits((6, 5), torch.float64)
+    t = torch.tensor([0, -100, 4, 2, -100, 1])
+    none = losses.cross_entropy(x, t, reduction="none")
+    assert none.shape == (6,) and none[1] == 0 and none[4] == 0 and (none[[0, 2, 3, 5]] > 0).all()
+    assert _max_err(losses.cross_entropy(x, t, reduction="sum"), none.sum()) <= 1e-12
+    assert _max_err(losses.cross_entropy(x, t), none.sum() / 4) <= 1e-12  # divided by the 4 counted, not 6
+    g_sum = losses.cross_entropy_grad(x, t, reduction="sum")
+    assert _max_err(losses.cross_entropy_grad(x, t), g_sum / 4) <= 1e-15
+    assert _max_err(losses.cross_entropy_grad(x, t, reduction="none"), g_sum) <= 1e-15
+    assert torch.equal(g_sum[1], torch.zeros(5, dtype=torch.float64))
+
+
+def test_label_smoothing_mixes_with_the_uniform_distribution():
+    x = _logits((4, 5), torch.float64)
+    t = torch.tensor([0, 3, 4, 1])
+    logp = torch.log_softmax(x, -1)
+    nll, uniform = -logp[torch.arange(4), t], -logp.mean(-1)
+    for eps in (0.0, 0.3, 1.0):
+        got = losses.cross_entropy(x, t, label_smoothing=eps, reduction="none")
+        assert _max_err(got, (1 - eps) * nll + eps * uniform) <= 1e-12, eps
+        q = (1 - eps) * F.one_hot(t, 5).double() + eps / 5
+        assert _max_err(losses.cross_entropy_grad(x, t, label_smoothing=eps, reduction="sum"), logp.exp() - q) <= 1e-12
+    # probability targets are smoothed the same way
+    y = torch.softmax(_logits((4, 5), torch.float64, seed=3), -1)
+    got = losses.cross_entropy(x, y, label_smoothing=0.3, reduction="none")
+    assert _max_err(got, -(((1 - 0.3) * y + 0.3 / 5) * logp).sum(-1)) <= 1e-12
+
+
+@pytest.mark.parametrize("eps", [-0.1, -1e-9, 1.0 + 1e-9, 2.0])
+def test_label_smoothing_outside_zero_one_is_refused(eps):
+    x, t = torch.zeros(3, 4), torch.zeros(3, dtype=torch.long)
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0, 1\]"):
+        losses.cross_entropy(x, t, label_smoothing=eps)
+
+
+def test_probability_targets_refuse_an_ignore_index_like_torch():
+    x = _logits((3, 4), torch.float64)
+    y = torch.softmax(_logits((3, 4), torch.float64, seed=4), -1)
+    assert _max_err(losses.cross_entropy(x, y, ignore_index=-100), F.cross_entropy(x, y, ignore_index=-100)) <= 1e-12
+    with pytest.raises(RuntimeError, match="ignore_index"):  # torch refuses: there is nothing to compare it with
+        F.cross_entropy(x, y, ignore_index=0)
+    for fn in (losses.cross_entropy, losses.cross_entropy_grad):
+        with pytest.raises(ValueError, match=r"ignore_index=0 .*class-index targets.*probability targets"):
+            fn(x, y, ignore_index=0)
+
+
+def test_one_dimensional_logits_take_a_scalar_target():
+    x = _logits((5,), torch.float64).requires_grad_(True)
+    t = torch.tensor(3)
+    ref = F.cross_entropy(x, t)
+    assert _max_err(losses.cross_entropy(x.detach(), t), ref) <= 1e-12
+    (expected,) = torch.autograd.grad(ref, x)
+    assert _max_err(losses.cross_entropy_grad(x.detach(), t), expected) <= 1e-12
+    with pytest.raises(ValueError, match=r"must have shape \(\) .*class dim 0.*got \(1,\)"):
+        losses.cross_entropy(x.detach(), torch.tensor([3]))
+
+
+def test_bad_target_values_are_listed_sorted_and_at_most_five():
+    x = torch.zeros(8, 4)
+    t = torch.tensor([9, 8, 7, 6, 5, 4, -1, 0])
+    with pytest.raises(ValueError, match=r"targets must be in \[0, 3\] \(C = 4 classes\) or equal ignore_index=-100, got \[-1, 4, 5, 6, 7\]$"):
+        losses.cross_entropy(x, t)
+    # a value equal to ignore_index is fine even when it is a valid class
+    assert torch.isfinite(losses.cross_entropy(x, torch.tensor([0, 1, 2, 3, 3, 3, 3, 3]), ignore_index=3))
+
+
+def test_complex_targets_are_refused():
+    with pytest.raises(ValueError, match=r"targets must be integer class indices or float probabilities.*complex"):
+        losses.cross_entropy(torch.zeros(3, 4), torch.zeros(3, dtype=torch.complex64))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_grad_output_scales_the_gradient(reduction):
+    x = _logits((4, 3), torch.float64)
+    t = torch.tensor([0, 2, 1, -100])
+    base = losses.cross_entropy_grad(x, t, reduction=reduction)
+    for g in (2.5, torch.tensor(2.5), torch.tensor([2.5]), torch.tensor([[2.5]])):
+        assert _max_err(losses.cross_entropy_grad(x, t, reduction=reduction, grad_output=g), 2.5 * base) <= 1e-15
+    assert torch.equal(losses.cross_entropy_grad(x, t, reduction=reduction, grad_output=None), base)
+
+
+def test_grad_output_for_none_is_per_position_and_classes_stay_in_dim_1():
+    x = _logits((2, 3, 4), torch.float64).requires_grad_(True)  # (N, C, d1)
+    t = torch.tensor([[0, 2, 1, -100], [1, 1, 0, 2]])
+    up = torch.arange(8, dtype=torch.float64).reshape(2, 4)
+    (expected,) = torch.autograd.grad(F.cross_entropy(x, t, reduction="none"), x, up)
+    got = losses.cross_entropy_grad(x.detach(), t, reduction="none", grad_output=up)
+    assert got.shape == (2, 3, 4) and _max_err(got, expected) <= 1e-12
+
+
+def test_perplexity_from_nll_keeps_the_type():
+    t = losses.perplexity_from_nll(torch.tensor(math.log(5.0), dtype=torch.float64))
+    assert isinstance(t, torch.Tensor) and abs(t.item() - 5.0) < 1e-12
+    f = losses.perplexity_from_nll(math.log(5.0))
+    assert type(f) is float and abs(f - 5.0) < 1e-12
+    assert losses.perplexity_from_nll(0) == 1.0
+
+
+@pytest.mark.parametrize("scale", [None, 0.3, 2])
+def test_attention_function_uses_the_given_scale(scale):
+    q, k, v = (t.requires_grad_(True) for t in _qkv(lead=(2,), tq=3, tk=4, dk=3, dv=2))
+    assert torch.autograd.gradcheck(lambda a, b, c: losses.AttentionFunction.apply(a, b, c, None, scale), (q, k, v))
+    ref = F.scaled_dot_product_attention(q, k, v, scale=None if scale is None else float(scale))
+    assert _max_err(losses.AttentionFunction.apply(q, k, v, None, scale), ref) <= 1e-12
+    assert _max_err(losses.attention_forward(q, k, v, scale=scale), ref) <= 1e-12
+
+
+def test_attention_default_scale_is_one_over_sqrt_dk():
+    q, k, v = _qkv(lead=(), tq=3, tk=4, dk=9, dv=2)
+    p = torch.softmax(q @ k.T / 3.0, -1)
+    assert _max_err(losses.attention_forward(q, k, v), p @ v) <= 1e-12
+    q1, k1 = q[:, :1], k[:, :1]  # d_k = 1: scale 1
+    assert _max_err(losses.attention_forward(q1, k1, v), torch.softmax(q1 @ k1.T, -1) @ v) <= 1e-12
+
+
+def test_attention_float_mask_is_added_and_bool_mask_keeps_true():
+    q, k, v = _qkv(lead=(), tq=3, tk=4, dk=2, dv=2)
+    s = q @ k.T / math.sqrt(2)
+    add = torch.tensor([[0.0, 1.0, -2.0, 0.5]] * 3, dtype=torch.float64)
+    assert _max_err(losses.attention_forward(q, k, v, add), torch.softmax(s + add, -1) @ v) <= 1e-12
+    keep = torch.tensor([True, False, True, False])
+    assert _max_err(losses.attention_forward(q, k, v, keep), torch.softmax(s[:, [0, 2]], -1) @ v[[0, 2]]) <= 1e-12
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (("q", torch.zeros(2, 3), torch.zeros(2, 3)), r"q must be a floating tensor, got str"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.int32), torch.zeros(2, 3)), r"k must be a floating tensor, got torch.int32"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3), None), r"v must be a floating tensor, got NoneType"),
+        ((torch.zeros(2, 3), torch.zeros(3), torch.zeros(2, 3)), r"k must have shape \(\.\.\., T, d\), got \(3,\)"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(3)), r"v must have shape \(\.\.\., T, d\), got \(3,\)"),
+        ((torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.float64)), r"share one dtype.*float32, torch.float32, torch.float64"),
+        ((torch.zeros(1, 2, 3), torch.zeros(1, 2, 3), torch.zeros(2, 2, 3)), r"leading dims.*\(1, 2, 3\).*\(2, 2, 3\)"),
+    ],
+)
+def test_attention_argument_errors(args, match):
+    with pytest.raises(ValueError, match=match):
+        losses.attention_forward(*args)
+
+
+def test_attention_mask_type_errors():
+    q, k, v = _qkv(lead=(2,))
+    with pytest.raises(ValueError, match=r"bool tensor.*or a float one.*got list"):
+        losses.attention_forward(q, k, v, mask=[[True]])
+    with pytest.raises(ValueError, match=r"mask of shape \(3, 6\) does not broadcast.*\(2, 5, 6\)"):
+        losses.attention_backward(q, k, v, torch.zeros(2, 5, 3, dtype=torch.float64), mask=torch.ones(3, 6, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"d_k"):
+        losses.attention_backward(q, k[..., :3], v, torch.zeros(2, 5, 3, dtype=torch.float64))
+
+
+# --------------------------------------------------------------------------------------
+# bits per byte
+
+
+def test_bits_per_byte_values():
+    assert losses.bits_per_byte(8 * math.log(2), 1) == pytest.approx(8.0, abs=1e-12)  # a uniform byte: 8 bits
+    assert losses.bits_per_byte(100 * math.log(2), 50) == pytest.approx(2.0, abs=1e-12)
+    assert losses.bits_per_byte(0.0, 7) == 0.0
+    assert losses.bits_per_byte(0, 1) == 0.0
+    got = losses.bits_per_byte(torch.tensor(3 * math.log(2), requires_grad=True), 3)
+    assert type(got) is float and got == pytest.approx(1.0, abs=1e-7)
+    # the same text, two tokenizers: 10 tokens at mean loss 2.0 vs 5 tokens at 4.0 (mean per token differs)
+    text = "hello world, twenty-six b"
+    n = len(text.encode("utf-8"))
+    assert losses.bits_per_byte(10 * 2.0, n) == losses.bits_per_byte(5 * 4.0, n)
+    assert losses.bits_per_byte(1.0, len("日本".encode("utf-8"))) == pytest.approx(1 / (6 * math.log(2)))
+
+
+@pytest.mark.parametrize("n_bytes", [0, -3, True, 2.0, "4", None])
+def test_bits_per_byte_rejects_bad_byte_counts(n_bytes):
+    with pytest.raises(ValueError, match=r"n_bytes must be a positive int, got"):
+        losses.bits_per_byte(1.0, n_bytes)
+
+
+@pytest.mark.parametrize("nll", [-1e-9, -1.0, math.nan, math.inf, -math.inf, torch.tensor(math.nan)])
+def test_bits_per_byte_rejects_bad_losses(nll):
+    with pytest.raises(ValueError, match=r"total_nll must be a finite sum of losses >= 0, got"):
+        losses.bits_per_byte(nll, 10)
+
+
+def test_softmax_of_a_scalar_follows_torch():
+    x = torch.tensor(2.0, dtype=torch.float64)
+    assert torch.equal(losses.softmax(x), torch.softmax(x, -1))
+    assert torch.equal(losses.log_softmax(x, 0), torch.log_softmax(x, 0))
