@@ -6,6 +6,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from lmcourse.data import cache_dir, cached_path
+
 # Property tests are derandomized (the same examples every run, no example database) so that
 # `make test` is deterministic; `--hypothesis-profile=explore` searches afresh.
 settings.register_profile("lmcourse", derandomize=True, database=None, deadline=None)
@@ -35,9 +37,24 @@ def root() -> Path:
     return ROOT
 
 
+def find_shakespeare(shared: Path = SHAKESPEARE) -> Path | None:
+    """Tiny Shakespeare for the tests that need it: `shared` (CI lays it beside the clone), else
+    the copy `load_text("tinyshakespeare")` downloaded into the cache, if it holds the pinned bytes."""
+    if shared.exists():
+        return shared
+    return cached_path("tinyshakespeare")
+
+
 @pytest.fixture(scope="session")
 def shakespeare_path() -> Path:
-    """../shared/data/tinyshakespeare.txt, which CI lays beside the clone; skip where it is absent."""
-    if not SHAKESPEARE.exists():
-        pytest.skip(f"{SHAKESPEARE} is absent (CI provides it at ../shared/data)")
-    return SHAKESPEARE
+    """The Tiny Shakespeare file (see `find_shakespeare`); skip where there is none.
+
+    Session-scoped, so it looks at the download cache before any test points LMCOURSE_DATA elsewhere.
+    """
+    path = find_shakespeare()
+    if path is None:
+        pytest.skip(
+            f"Tiny Shakespeare is absent: neither {SHAKESPEARE} (CI provides it) nor a verified copy in the "
+            f"download cache {cache_dir()} (online, `lmcourse.data.load_text('tinyshakespeare')` puts one there)"
+        )
+    return path

@@ -464,3 +464,21 @@ def test_cached_path_checks_the_pinned_bytes(tiny, cache):
     assert data.cached_path("tiny") == cache / "tiny.txt"
     with pytest.raises(ValueError, match="unknown remote text"):
         data.cached_path("nope")
+
+
+def test_shakespeare_tests_also_use_a_verified_download_cache(tmp_path, cache, monkeypatch):
+    from conftest import find_shakespeare
+
+    pin = data.Remote(url="http://127.0.0.1:9/input.txt", filename="tinyshakespeare.txt",
+                      sha256=hashlib.sha256(PAYLOAD).hexdigest(), size=len(PAYLOAD))
+    monkeypatch.setitem(data.REMOTES, "tinyshakespeare", pin)  # a small stand-in, so this needs no real copy
+    absent = tmp_path / "shared" / "tinyshakespeare.txt"
+    assert find_shakespeare(absent) is None
+    cache.mkdir()
+    (cache / "tinyshakespeare.txt").write_bytes(PAYLOAD)
+    assert find_shakespeare(absent) == cache / "tinyshakespeare.txt"
+    (cache / "tinyshakespeare.txt").write_bytes(PAYLOAD.upper())  # same size, not the pinned bytes
+    assert find_shakespeare(absent) is None
+    absent.parent.mkdir()
+    absent.write_text("CI's copy")
+    assert find_shakespeare(absent) == absent  # the shared copy comes first
