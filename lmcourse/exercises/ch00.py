@@ -24,7 +24,13 @@ def _cases(seed: int) -> list[Case]:
         Case((rng.normal(size=(4, 3)).astype(np.float32),), {"axis": 0}, label="float32, axis=0"),
         Case((np.array([[1000.0, 999.0, 998.0], [-3.0, 0.0, 3.0]]),), label="large logits (1000)"),
         Case((np.array([[1000.0, 999.0], [-1000.0, -1001.0]]),), label="rows far apart (±1000)"),
+        Case((_SPREAD,), label="rows [0, 1000], [-1000, 1000], [800, 0], [-1000, -999]"),
     ]
+
+
+# Rows whose max sits far above their min and their mean: only subtracting the max keeps every
+# exponent <= 0 (the last row underflows when nothing is subtracted).
+_SPREAD = np.array([[0.0, 1000.0], [-1000.0, 1000.0], [800.0, 0.0], [-1000.0, -999.0]])
 
 
 def _no_max(x, axis=-1):
@@ -50,6 +56,18 @@ def _global_max(x, axis=-1):
         return e / e.sum(axis=axis, keepdims=True)
 
 
+def _row_min(x, axis=-1):
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(x - x.min(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+
+def _row_mean(x, axis=-1):
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.exp(x - x.mean(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
+
+
 stable_softmax = Exercise(
     id="0.1",
     name="stable_softmax",
@@ -68,9 +86,13 @@ stable_softmax = Exercise(
               "Return exp(z) / sum(exp(z)), not z - log(sum(exp(z)))."),
         Wrong(_global_max, "you subtracted the max of the whole array, not of each slice along `axis`: "
               "a row far below the global max underflows to 0/0 = nan. Use x.max(axis=axis, keepdims=True)."),
+        Wrong(_row_min, "you subtracted each row's minimum: then the largest exponent is max - min, 1000 for the row "
+              "[0, 1000], and exp(1000) overflows to inf. Subtract the max, so that every exponent is <= 0."),
+        Wrong(_row_mean, "you subtracted each row's mean: for the row [-1000, 1000] the mean is 0 and exp(1000) still "
+              "overflows. Only the max guarantees that every exponent is <= 0."),
     ],
-    hint="softmax is shift-invariant: softmax(x) = softmax(x - c) for any constant c along the axis. "
-    "Pick c = x.max(axis=axis, keepdims=True) so the largest exponent is exp(0) = 1.",
+    hint="softmax is shift-invariant: softmax(x) = softmax(x - c) for any c that is constant along the axis. "
+    "Which c makes the largest exponent exactly 0, so nothing can overflow? Keep the reduced axis so it broadcasts.",
 )
 
 
@@ -101,7 +123,20 @@ def _lse_cases(seed: int) -> list[Case]:
         Case((rng.normal(size=(3, 5)),), label="2-D, axis=-1"),
         Case((rng.normal(size=(4, 2, 3)),), {"axis": 0}, label="3-D, axis=0"),
         Case((np.array([[1000.0, 1000.0], [-1000.0, -999.0]]),), label="large logits (±1000)"),
+        Case((_SPREAD,), label="rows [0, 1000], [-1000, 1000], [800, 0], [-1000, -999]"),
     ]
+
+
+def _lse_row_min(x, axis=-1):
+    m = x.min(axis=axis, keepdims=True)
+    with np.errstate(over="ignore"):
+        return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
+
+
+def _lse_row_mean(x, axis=-1):
+    m = x.mean(axis=axis, keepdims=True)
+    with np.errstate(over="ignore"):
+        return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
 
 
 logsumexp = Exercise(
@@ -117,8 +152,13 @@ logsumexp = Exercise(
               "log Σ exp(x) = m + log Σ exp(x - m)."),
         Wrong(_lse_keepdims, "the axis you reduce over should disappear from the shape: "
               "use keepdims=True only for the max you subtract, then drop that axis from the result."),
+        Wrong(_lse_row_min, "you factored out the row's minimum: exp(x - min) still overflows when the row spans "
+              "1000 (e.g. [0, 1000]). Factor out the max m, so that every exp(x - m) <= 1."),
+        Wrong(_lse_row_mean, "you factored out the row's mean: for [-1000, 1000] the mean is 0 and exp(1000) overflows. "
+              "Factor out the max m, so that every exp(x - m) <= 1."),
     ],
-    hint="Factor out exp(m): Σ exp(x_i) = exp(m) Σ exp(x_i - m), so log Σ exp(x_i) = m + log Σ exp(x_i - m).",
+    hint="Factor a constant out of the sum: Σ_j exp(x_j) = exp(m) Σ_j exp(x_j - m) for any m, so "
+    "log Σ_j exp(x_j) = m + log Σ_j exp(x_j - m). Choose m so that no term can overflow.",
 )
 
 
@@ -134,6 +174,10 @@ def _t_multiply(x, temperature=1.0):
 
 def _t_after(x, temperature=1.0):
     return _softmax(x, axis=-1) / temperature
+
+
+def _t_twice(x, temperature=1.0):
+    return _softmax(x / temperature / temperature, axis=-1)
 
 
 def _t_cases(seed: int) -> list[Case]:
@@ -158,6 +202,9 @@ softmax_temperature = Exercise(
               "so a low temperature sharpens and a high one flattens."),
         Wrong(_t_after, "you divided the probabilities by T after the softmax, so they no longer sum to 1: "
               "divide the logits before the softmax."),
+        Wrong(_t_twice, "you applied the temperature twice (x / T², e.g. once here and once more inside a helper): "
+              "divide the logits by T exactly once."),
     ],
-    hint="Divide the logits by the temperature, then reuse your stable softmax along the last axis.",
+    hint="Scale the logits by the temperature so that T < 1 sharpens and T > 1 flattens, then reuse your "
+    "stable softmax along the last axis.",
 )

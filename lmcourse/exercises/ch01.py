@@ -65,8 +65,8 @@ ngram_counts = Exercise(
         Wrong(_counts_strings, "the keys must be tuples of tokens, like ('a', 'b'), not joined strings: "
               "tuple(tokens[i:i+n]) works for characters and for words alike."),
     ],
-    hint="Slide a window of width n one step at a time: for i in range(len(tokens) - n + 1), "
-    "count tuple(tokens[i:i+n]). collections.Counter does the counting.",
+    hint="Slide a window of width n along the sequence one token at a time, from the first start index to the "
+    "last one that still leaves n tokens, and count each window as a tuple. collections.Counter can do the counting.",
 )
 
 # -- 1.2 counts -> conditional probabilities (MLE and add-k) -----------------------------
@@ -134,8 +134,8 @@ bigram_probs = Exercise(
         Wrong(_probs_joint, "you divided by the total of the whole table: that is the joint P(a, b), not the "
               "conditional P(b | a). Divide each row by its own total."),
     ],
-    hint="P(b | a) = (C[a, b] + k) / (Σ_b' C[a, b'] + k·V). In NumPy: "
-    "(counts + k) / (counts.sum(axis=1, keepdims=True) + k * V) with V = counts.shape[1].",
+    hint="P(b | a) = (C[a, b] + k) / (Σ_b' C[a, b'] + k·V): each row is one context. Work in floats, "
+    "sum each row with the summed axis kept so it broadcasts, and remember that k was added V times per row.",
 )
 
 # -- 1.3 sampling from a distribution with one uniform number ----------------------------
@@ -197,8 +197,8 @@ sample_index = Exercise(
         Wrong(_sample_plus_one, "off by one: the answer is the index of the first cumulative probability that is "
               "greater than u, counting from 0."),
     ],
-    hint="Normalise: p = w / w.sum(); cumulative sums cdf = p.cumsum(); return the first i with cdf[i] > u. "
-    "Token i then owns an interval of width p_i inside [0, 1).",
+    hint="Normalise the weights to probabilities and take their running (cumulative) sums c_0 <= c_1 <= ...; "
+    "the answer is the first index whose running sum is strictly greater than u. np.searchsorted can find it.",
 )
 
 # -- 1.4 perplexity -----------------------------------------------------------------------

@@ -21,7 +21,8 @@ def _chunks(text: str) -> list[list[int]]:
 def _count_pairs(chunks: list[list[int]]) -> dict[tuple[int, int], int]:
     counts: dict[tuple[int, int], int] = {}
     for ids in chunks:
-        get_pair_counts(ids, counts)
+        for pair in zip(ids, ids[1:]):  # adjacent, overlapping, never across a chunk boundary
+            counts[pair] = counts.get(pair, 0) + 1
     return counts
 
 
@@ -76,15 +77,23 @@ count_pairs = Exercise(
         Wrong(_count_non_overlapping, "you stepped two ids at a time, so pairs starting at odd positions were never "
               "counted. Counting is overlapping: [a, a, a] holds the pair (a, a) twice, at positions 0 and 1."),
     ],
-    hint="Loop over the chunks; inside each, zip(ids, ids[1:]) gives every adjacent pair. "
-    "Use counts[pair] = counts.get(pair, 0) + 1.",
+    hint="Loop over the chunks and count the adjacent pairs inside each one separately, so no pair spans two "
+    "chunks. Zipping a list with itself shifted by one gives its adjacent pairs; a dict's .get(key, 0) starts a count.",
 )
 
 # ---------------------------------------------------------------- 2.2 one merge step
 
 
 def _merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]:
-    return merge(ids, pair, new_id)
+    out, i = [], 0
+    while i < len(ids):
+        if i + 1 < len(ids) and ids[i] == pair[0] and ids[i + 1] == pair[1]:
+            out.append(new_id)  # the pair at i, i+1 becomes one id ...
+            i += 2              # ... and the scan continues after it: occurrences never overlap
+        else:
+            out.append(ids[i])
+            i += 1
+    return out
 
 
 def _merge_cases(seed: int) -> list[Case]:
@@ -141,8 +150,8 @@ merge_pair = Exercise(
         Wrong(_merge_first_only, "only the first occurrence was merged: a merge step replaces every "
               "(non-overlapping) occurrence of the pair in one left-to-right pass."),
     ],
-    hint="Walk with an index i: if ids[i], ids[i+1] is the pair, append new_id and jump i += 2; "
-    "otherwise append ids[i] and step i += 1. Mind the last element.",
+    hint="Walk along ids with an index, building a new list: where the pair starts, emit new_id and skip past "
+    "both ids; elsewhere copy one id and move on by one. Mind the last element, which has no right neighbour.",
 )
 
 # ---------------------------------------------------------------- 2.3 train BPE
@@ -151,12 +160,12 @@ merge_pair = Exercise(
 def _train_bpe(ids: list[int], num_merges: int) -> dict[tuple[int, int], int]:
     merges: dict[tuple[int, int], int] = {}
     for r in range(num_merges):
-        counts = get_pair_counts(ids)
+        counts = _count_pairs([ids])
         if not counts:
             break
         pair = min(counts, key=lambda p: (-counts[p], p))  # most frequent; ties: smallest pair
         merges[pair] = 256 + r
-        ids = merge(ids, pair, 256 + r)
+        ids = _merge_pair(ids, pair, 256 + r)
     return merges
 
 
@@ -218,8 +227,9 @@ train_bpe = Exercise(
         Wrong(_train_ids_after_max, "new ids must start at 256, right after the 256 byte values, whatever bytes "
               "the text happens to use: merge r gets id 256 + r."),
     ],
-    hint="for r in range(num_merges): count pairs (exercise 2.1), stop if there are none, pick the most frequent "
-    "(ties: smallest pair), record merges[pair] = 256 + r, and replace it in ids (exercise 2.2).",
+    hint="Each round: count the pairs (exercise 2.1), stop if there are none, choose the most frequent pair "
+    "(on a tie the smallest; min with a key that sorts by minus the count, then the pair, does both), record its "
+    "new id and merge it (exercise 2.2). Count again every round: the sequence changed.",
 )
 
 # ---------------------------------------------------------------- 2.4 encode with a merge table
@@ -228,10 +238,10 @@ train_bpe = Exercise(
 def _encode(text: str, merges: dict[tuple[int, int], int]) -> list[int]:
     ids = list(text.encode("utf-8"))
     while len(ids) >= 2:
-        pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, float("inf")))
+        pair = min(zip(ids, ids[1:]), key=lambda p: merges.get(p, float("inf")))  # lowest rank present
         if pair not in merges:
             break
-        ids = merge(ids, pair, merges[pair])
+        ids = _merge_pair(ids, pair, merges[pair])
     return ids
 
 
@@ -311,6 +321,7 @@ encode_with_merges = Exercise(
               "token at each position, e.g. 'aaa' + 'a' for 'aaaa', where BPE's first merge (a, a), applied "
               "everywhere, gives 'aa' + 'aa'. Replay the merges by rank."),
     ],
-    hint="Start from list(text.encode('utf-8')). Repeat: among the adjacent pairs, find the one with the smallest "
-    "merges[pair] (min with key=lambda p: merges.get(p, inf)); stop if it is not in merges; merge it everywhere.",
+    hint="Start from the UTF-8 bytes. Repeat: among the adjacent pairs, find the one with the lowest rank in the "
+    "table (a pair not in the table ranks as infinity); stop when even that one is not in the table; otherwise "
+    "merge it everywhere with your merge_pair.",
 )

@@ -37,6 +37,16 @@ def _embed_off_by_one(ids, weight):
     return (ids[..., None] == torch.arange(1, V + 1)).to(weight.dtype) @ weight
 
 
+def _embed_half(ids, weight):
+    V = weight.shape[0]
+    return (ids[..., None] == torch.arange(V)).half() @ weight.half()
+
+
+def _embed_flat(ids, weight):
+    V = weight.shape[0]
+    return (ids.reshape(-1)[:, None] == torch.arange(V)).to(weight.dtype) @ weight
+
+
 def _embed_bag(ids, weight):
     V = weight.shape[0]
     one_hot = (ids[..., None] == torch.arange(V)).to(weight.dtype)
@@ -59,9 +69,13 @@ embed_by_matmul = Exercise(
               "ids start at 0, so compare ids with torch.arange(V) = 0 .. V-1."),
         Wrong(_embed_bag, "every position got the same vector, the sum over the sequence: you summed the one-hot rows "
               "(a bag of words) before multiplying. Keep one one-hot row per position."),
+        Wrong(_embed_half, "your output is float16: a one-hot row selects a row of W exactly, so build the one-hot "
+              "in weight's own dtype (.to(weight.dtype)) and do not cast W; float16 keeps only about 3 digits."),
+        Wrong(_embed_flat, "you flattened the ids: the output keeps the shape of ids plus one axis, (..., C), so ids "
+              "of shape (2, 5) give (2, 5, C), not (10, C). Add the one-hot axis at the end instead of flattening."),
     ],
-    hint="Build one_hot with shape (..., V): (ids[..., None] == torch.arange(V)) gives booleans; "
-    "cast them to weight.dtype and multiply by weight (V, C).",
+    hint="Compare every id with each of the V possible ids (broadcasting over a new last axis) to get a one-hot "
+    "array of shape (..., V); make it the same dtype as the table, then one matrix product with the (V, C) table.",
 )
 
 # ------------------------------------------------------------- 3.2 cosine similarity
@@ -119,8 +133,8 @@ cosine_similarity = Exercise(
         Wrong(_cos_product_norm, "you divided by the norms of the whole matrices (one number each): "
               "every pair needs its own ‖a_i‖‖b_j‖; normalise each row."),
     ],
-    hint="cos(a_i, b_j) = a_i·b_j / (‖a_i‖‖b_j‖). Normalise the rows: a / a.norm(dim=1, keepdim=True), "
-    "the same for b, then one matrix product gives all N×M pairs.",
+    hint="cos(a_i, b_j) = a_i·b_j / (‖a_i‖‖b_j‖). Scale every row of a and of b to length 1 first "
+    "(the norm along the channel axis, kept so it broadcasts); then one matrix product gives all N×M pairs.",
 )
 
 # ------------------------------------------------------------- 3.3 nearest neighbours
@@ -176,8 +190,8 @@ nearest = Exercise(
               "normalise the rows first (cosine similarity)."),
         Wrong(_nearest_ascending, "you returned the least similar rows: sort with descending=True."),
     ],
-    hint="Normalise every row, take the dot product of all rows with the query row, set the query's own "
-    "score to -inf, then torch.sort(..., descending=True).indices[:k].",
+    hint="Normalise every row, score all rows against the query row with one product, give the query itself "
+    "the lowest possible score, then sort from high to low (stably) and keep the first k indices.",
 )
 
 # ---------------------------------------------------------- 3.4 sinusoidal positions
@@ -193,10 +207,13 @@ def _sinusoidal(T: int, d: int, base: float = 10000.0) -> torch.Tensor:
 
 
 def _sin_cases(seed: int) -> list[Case]:
+    g = torch.Generator().manual_seed(seed + 5)
+    T, half = (int(v) for v in torch.randint(2, 40, (2,), generator=g))
     return [
         Case((6, 4), label="T=6, d=4"),
         Case((50, 16), label="T=50, d=16"),
         Case((20, 8), {"base": 100.0}, label="T=20, d=8, base=100"),
+        Case((T, 2 * half), {"base": float(torch.randint(50, 20000, (1,), generator=g))}, label="random T, d and base"),
     ]
 
 
@@ -250,8 +267,8 @@ sinusoidal_positions = Exercise(
         Wrong(_sin_concat, "the values are right but the layout is not: all sines first, then all cosines, is another "
               "convention. Here they interleave: pe[:, 0::2] = sin, pe[:, 1::2] = cos."),
     ],
-    hint="angle[pos, i] = pos / base**(2i/d) for i = 0 .. d/2-1 has shape (T, d/2). "
-    "Fill pe[:, 0::2] with its sine and pe[:, 1::2] with its cosine.",
+    hint="Build the (T, d/2) table of angles pos / base^(2i/d), one column per pair i, with an outer product "
+    "(broadcasting) in float64. Its sines go to the even columns and its cosines to the odd ones.",
 )
 
 # ------------------------------------------------------------- 3.5 rotary positions
@@ -320,6 +337,6 @@ apply_rotary = Exercise(
         Wrong(_rope_scale, "you multiplied by cos and sin element-wise instead of rotating: each output mixes "
               "both members of a pair, (x1, x2) -> (x1·cos - x2·sin, x1·sin + x2·cos)."),
     ],
-    hint="Split x into x1 = x[..., :d/2] and x2 = x[..., d/2:]; cos and sin are (T, d/2) and broadcast over "
-    "the leading dims. Rotate each pair by its angle and concatenate the two halves.",
+    hint="Cut the last dimension of x into its first and second halves; cos and sin, (T, d/2), broadcast over "
+    "the leading dims. Rotate each (first-half, second-half) pair by its angle, then join the two rotated halves.",
 )

@@ -20,7 +20,9 @@ def _causal_mask(T: int) -> torch.Tensor:
 
 
 def _mask_cases(seed: int) -> list[Case]:
-    return [Case((4,), label="T=4"), Case((1,), label="T=1"), Case((2,), label="T=2"), Case((7,), label="T=7")]
+    g = torch.Generator().manual_seed(seed)
+    T = int(torch.randint(3, 12, (1,), generator=g))
+    return [Case((4,), label="T=4"), Case((1,), label="T=1"), Case((2,), label="T=2"), Case((T,), label="random T")]
 
 
 def _mask_upper(T):
@@ -56,7 +58,8 @@ causal_mask = Exercise(
         Wrong(_mask_float, "right pattern, wrong dtype: return a bool tensor (dtype=torch.bool), so that it can be used "
               "with masked_fill(~mask, -inf); a float 0/1 mask would be added to or multiplied with the scores instead."),
     ],
-    hint="torch.ones(T, T, dtype=torch.bool).tril() keeps [i, j] for j <= i.",
+    hint="Entry [i, j] is True exactly when j <= i: the lower triangle of a T×T matrix of True, diagonal "
+    "included. PyTorch has a function for the lower triangle of a matrix.",
 )
 
 # ---------------------------------------------------- 4.2 causal scaled dot-product attention
@@ -83,6 +86,12 @@ def _att_cases(seed: int) -> list[Case]:
         Case((r(2, 3, 6, 4), r(2, 3, 6, 4), r(2, 3, 6, 4)), label="(B, heads, T, hs) = (2, 3, 6, 4)"),
         Case((r(1, 5) * 4, r(1, 5) * 4, r(1, 2)), label="T=1"),
     ]
+
+
+def _att_k_dot_T(q, k, v):
+    T, d = q.shape[-2:]
+    scores = (q @ k.T / math.sqrt(d)).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    return torch.softmax(scores, dim=-1) @ v
 
 
 def _att_no_scale(q, k, v):
@@ -167,9 +176,12 @@ causal_attention = Exercise(
         Wrong(_att_mask_inverted, "your mask is inverted: you filled the past and the diagonal with -inf and kept the future "
               "(the last token sees nothing, a row of NaN). tril() marks what to keep, so fill where it is False: "
               "masked_fill(~mask, float('-inf'))."),
+        Wrong(_att_k_dot_T, "k.T reverses ALL the dimensions of a batched tensor ((B, T, d) becomes (d, T, B)), "
+              "so the product fails or mixes batches. Swap only the last two: k.transpose(-2, -1) (or k.mT)."),
     ],
-    hint="scores = q @ kᵀ / √d_k has shape (..., T, T). Fill the entries above the diagonal with -inf "
-    "(masked_fill with ~torch.ones(T, T, dtype=torch.bool).tril()), softmax over the last axis, multiply by v.",
+    hint="The scores are q times k transposed in its last two dimensions (so batch and head dims ride along), "
+    "scaled by 1/√d_k: shape (..., T, T). Set the future (key after query) to -inf BEFORE the softmax over keys, "
+    "then weight v.",
 )
 
 # -------------------------------------------------------------- 4.3 split the channels into heads
@@ -223,8 +235,8 @@ split_heads = Exercise(
         Wrong(_split_forgot_transpose, "you stopped at (B, T, nh, hs): move the head axis in front of time with "
               ".transpose(1, 2), so that attention runs over T separately in each head."),
     ],
-    hint="x.view(B, T, n_head, C // n_head) cuts each token's C channels into n_head slices; "
-    ".transpose(1, 2) then gives (B, n_head, T, hs).",
+    hint="First cut each token's C channels into n_head consecutive slices of hs channels (a 4-D view, heads "
+    "after time); then swap the time and head axes so each head holds its own (T, hs) sequence.",
 )
 
 # ---------------------------------------------------- 4.4 multi-head causal self-attention
@@ -272,6 +284,16 @@ def _mha_variant(x, w_attn, b_attn, w_proj, b_proj, n_head, *, merge="ok", scale
     return F.linear(y, w_proj, b_proj) if proj else y
 
 
+def _mha_dropout_on(x, w_attn, b_attn, w_proj, b_proj, n_head):
+    B, T, C = x.shape
+    hs = C // n_head
+    q, k, v = F.linear(x, w_attn, b_attn).split(C, dim=-1)
+    q, k, v = (t.view(B, T, n_head, hs).transpose(1, 2) for t in (q, k, v))
+    scores = (q @ k.transpose(-2, -1) / math.sqrt(hs)).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    weights = F.dropout(torch.softmax(scores, dim=-1), p=0.1)  # training=True by default: random
+    return F.linear((weights @ v).transpose(1, 2).reshape(B, T, C), w_proj, b_proj)
+
+
 def _mha_merge_no_transpose(*a):
     return _mha_variant(*a, merge="no transpose")
 
@@ -316,8 +338,11 @@ causal_self_attention = Exercise(
               "F.linear(y, w_proj, b_proj), GPT-2's c_proj."),
         Wrong(_mha_one_head, "this is single-head attention over all C channels: split q, k, v into n_head heads "
               "of size hs = C // n_head, attend in each head separately, then merge."),
+        Wrong(_mha_dropout_on, "your output changes from one call to the next on the same input: dropout is still on. "
+              "F.dropout(x, p) defaults to training=True (an nn.Dropout module too, until .eval()); this layer is "
+              "evaluated without dropout, so leave it out or pass training=False.", random=True),
     ],
-    hint="qkv = F.linear(x, w_attn, b_attn) is (B, T, 3C); split it into q, k, v; view each as (B, T, nh, hs) and "
-    "transpose to (B, nh, T, hs); causal attention with scale 1/√hs; transpose back and reshape to (B, T, C); "
-    "finish with F.linear(y, w_proj, b_proj).",
+    hint="Follow the five steps of the statement, reusing exercises 4.2 and 4.3 in spirit: one linear map gives "
+    "q, k and v side by side; split them into heads; attend causally in every head with the head size in the "
+    "scale; undo the head split (swap the axes back before reshaping); finish with the output projection.",
 )

@@ -17,7 +17,7 @@ from lmcourse.checks import Case, Exercise, Wrong
 
 def _cross_entropy(logits: torch.Tensor, targets: torch.Tensor, ignore_index: int = -100) -> torch.Tensor:
     z = logits - logits.max(dim=1, keepdim=True).values                # exp(z) <= 1: no overflow
-    logp = z - torch.log(torch.exp(z).sum(dim=1, keepdim=True))        # log-softmax, (N, C)
+    logp = z - torch.log(torch.exp(z).sum(dim=1, keepdim=True))        # log-softmax, (N, V)
     keep = targets != ignore_index                                     # (N,)
     safe = torch.where(keep, targets, torch.zeros_like(targets))       # any valid index for ignored rows
     nll = -logp[torch.arange(len(targets)), safe]                      # -log p[i, t_i], (N,)
@@ -37,8 +37,12 @@ def _ce_cases(seed: int) -> list[Case]:
         Case((big, torch.tensor([0, 3, 1])), label="logits near ±1000"),
         Case((torch.randn(5, 3, generator=g, dtype=torch.float64), torch.tensor([2, -100, 0, -100, 1])),
              label="two targets = -100 (ignored)"),
+        Case((torch.randn(4, 3, generator=g, dtype=torch.float64), torch.tensor([1, -1, 2, 0])), {"ignore_index": -1},
+             label="ignore_index=-1"),
         Case((torch.randn(7, 6, generator=g, dtype=torch.float64), padded), {"ignore_index": 0},
              label="ignore_index=0 (padding id)"),
+        Case((torch.tensor([[0.0, 30.0]], dtype=torch.float64), torch.tensor([0])),
+             label="confidently wrong: logits [0, 30], target 0"),
     ]
 
 
@@ -63,7 +67,7 @@ def _logp(logits, dim=1):
 def _ce_mean_over_classes_too(logits, targets, ignore_index=-100):
     keep, safe = _ce_parts(logits, targets, ignore_index)
     y = torch.nn.functional.one_hot(safe, logits.shape[1]).to(logits.dtype) * keep[:, None]
-    return -(y * _logp(logits)).sum() / (keep.sum() * logits.shape[1])  # = -(y * logp).mean() over N·C
+    return -(y * _logp(logits)).sum() / (keep.sum() * logits.shape[1])  # = -(y * logp).mean() over N·V
 
 
 def _ce_softmax_over_batch(logits, targets, ignore_index=-100):
@@ -80,6 +84,18 @@ def _ce_ignored_rows_counted(logits, targets, ignore_index=-100):
 
 def _ce_hardcoded_ignore(logits, targets, ignore_index=-100):
     return _cross_entropy(logits, targets, -100)
+
+
+def _ce_clamped_targets(logits, targets, ignore_index=-100):
+    nll = -_logp(logits)[torch.arange(len(targets)), targets.clamp(min=0)]  # a valid index, but no mask
+    return nll.mean()
+
+
+def _ce_log_eps(logits, targets, ignore_index=-100):
+    keep, safe = _ce_parts(logits, targets, ignore_index)
+    p = torch.exp(_logp(logits))
+    nll = -torch.log(p[torch.arange(len(targets)), safe] + 1e-9)
+    return (nll * keep).sum() / keep.sum()
 
 
 def _ce_sum(logits, targets, ignore_index=-100):
@@ -101,8 +117,8 @@ cross_entropy = Exercise(
     rtol=1e-5,
     wrong=[
         Wrong(_ce_no_max, _NO_MAX),
-        Wrong(_ce_mean_over_classes_too, "your loss is C times too small: you averaged over the classes as well "
-              "(a mean over all N·C entries of y ⊙ log p). Sum over the classes, then average over the examples."),
+        Wrong(_ce_mean_over_classes_too, "your loss is V times too small: you averaged over the V classes as well "
+              "(a mean over all N·V entries of y ⊙ log p). Sum over the classes, then average over the examples."),
         Wrong(_ce_softmax_over_batch, "you normalised over the batch (dim 0), not over the classes: each row of "
               "logits is one example's scores, so the softmax / log-sum-exp runs along dim 1."),
         Wrong(_ce_ignored_rows_counted, "the ignored positions still count in the mean: you zeroed their terms "
@@ -110,19 +126,25 @@ cross_entropy = Exercise(
         Wrong(_ce_hardcoded_ignore, "you ignored targets equal to -100, not the `ignore_index` argument: "
               "use the argument (here the padding id 0)."),
         Wrong(_ce_sum, "you returned the sum over the examples: the loss is the mean over the counted examples."),
+        Wrong(_ce_clamped_targets, "the padded positions were counted: clamping the targets makes every index valid, "
+              "but the ignored rows still add -log p[i, 0] to the loss and count in the mean. Mask them out "
+              "(targets != ignore_index) and divide by the number of rows kept."),
+        Wrong(_ce_log_eps, "you computed log(p + ε): the ε caps each term at -log ε ≈ 20.7, so a confidently wrong "
+              "row (logits [0, 30], target 0, true loss 30) is scored far too kindly. Take log p from the "
+              "log-softmax, (z - m) - log Σ_j exp(z_j - m), which needs no ε."),
     ],
-    hint="log p = (z - m) - log Σ_j exp(z_j - m) with m the row max (keepdim=True). Pick -log p[i, t_i] with "
-    "logp[torch.arange(N), t] (replace ignored targets by 0 first so the index is valid), zero the ignored rows "
-    "with a mask, and divide by mask.sum().",
+    hint="Work with log-probabilities, never with p itself: log p_c = (z_c - m) - log Σ_j exp(z_j - m) with m the "
+    "row max. Gather each row's target entry (give ignored rows any valid index first), then average only over "
+    "the rows whose target is not ignore_index.",
 )
 
 # ------------------------------------------------------------ 5.2 the gradient p − y
 
 
 def _cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    n, c = logits.shape
-    p = torch.softmax(logits, dim=1)                                   # (N, C)
-    y = torch.nn.functional.one_hot(targets, c).to(logits.dtype)      # (N, C)
+    n, V = logits.shape
+    p = torch.softmax(logits, dim=1)                                   # (N, V)
+    y = torch.nn.functional.one_hot(targets, V).to(logits.dtype)      # (N, V)
     return (p - y) / n                                                 # d mean(CE) / d logits
 
 
@@ -169,19 +191,19 @@ cross_entropy_grad = Exercise(
               "gradient entry p_t - 1 is negative). You returned y - p."),
         Wrong(_grad_no_softmax, "you used the logits where the probabilities belong: the gradient is "
               "softmax(logits) - y, not logits - y."),
-        Wrong(_grad_1_over_c, "you divided by the number of classes C: the mean runs over the N examples."),
+        Wrong(_grad_1_over_c, "you divided by the number of classes V: the mean runs over the N examples."),
     ],
-    hint="For one row, L = -z_t + log Σ_j exp(z_j), so dL/dz_k = softmax(z)_k - [k = t]. "
-    "Stack the rows and divide by N for the mean.",
+    hint="For one row, L = -z_t + log Σ_j exp(z_j). Differentiate with respect to one logit z_c: the first term "
+    "gives -[c = t], the second softmax(z)_c. Do all rows at once and remember the 1/N of the mean.",
 )
 
 # ------------------------------------------------------------ 5.3 label smoothing
 
 
 def _smoothed_ce(logits: torch.Tensor, targets: torch.Tensor, eps: float = 0.1) -> torch.Tensor:
-    n, c = logits.shape
+    n, V = logits.shape
     logp = torch.log_softmax(logits, dim=1)
-    q = (1 - eps) * torch.nn.functional.one_hot(targets, c).to(logits.dtype) + eps / c  # smoothed targets
+    q = (1 - eps) * torch.nn.functional.one_hot(targets, V).to(logits.dtype) + eps / V  # smoothed targets
     return -(q * logp).sum(dim=1).mean()
 
 
@@ -193,28 +215,34 @@ def _smooth_cases(seed: int) -> list[Case]:
         Case((x, t), {"eps": 0.0}, label="eps=0 (plain cross-entropy)"),
         Case((x, t), {"eps": 0.1}, label="eps=0.1"),
         Case((torch.randn(6, 9, generator=g, dtype=torch.float64), torch.randint(0, 9, (6,), generator=g)),
-             {"eps": 0.3}, label="eps=0.3, C=9"),
+             {"eps": 0.3}, label="eps=0.3, V=9"),
         Case((4 * torch.randn(3, 5, generator=g), torch.tensor([4, 0, 2])), {"eps": 0.2}, label="float32, eps=0.2"),
     ]
 
 
 def _smooth_others_only(logits, targets, eps=0.1):
-    n, c = logits.shape
-    y = torch.nn.functional.one_hot(targets, c).to(logits.dtype)
-    q = (1 - eps) * y + eps / (c - 1) * (1 - y)
+    n, V = logits.shape
+    y = torch.nn.functional.one_hot(targets, V).to(logits.dtype)
+    q = (1 - eps) * y + eps / (V - 1) * (1 - y)
     return -(q * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
 def _smooth_no_1_minus_eps(logits, targets, eps=0.1):
-    n, c = logits.shape
-    y = torch.nn.functional.one_hot(targets, c).to(logits.dtype)
-    return -((y + eps / c) * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    n, V = logits.shape
+    y = torch.nn.functional.one_hot(targets, V).to(logits.dtype)
+    return -((y + eps / V) * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
 
 
 def _smooth_no_1_over_c(logits, targets, eps=0.1):
-    n, c = logits.shape
-    y = torch.nn.functional.one_hot(targets, c).to(logits.dtype)
+    n, V = logits.shape
+    y = torch.nn.functional.one_hot(targets, V).to(logits.dtype)
     return -(((1 - eps) * y + eps) * torch.log_softmax(logits, dim=1)).sum(dim=1).mean()
+
+
+def _smooth_probabilities(logits, targets, eps=0.1):
+    n, V = logits.shape
+    p = (1 - eps) * torch.softmax(logits, dim=1) + eps / V  # the model's p smoothed, not the target
+    return -torch.log(p[torch.arange(n), targets]).mean()
 
 
 label_smoothed_cross_entropy = Exercise(
@@ -227,15 +255,19 @@ label_smoothed_cross_entropy = Exercise(
     atol=1e-6,
     rtol=1e-5,
     wrong=[
-        Wrong(_smooth_others_only, "you spread eps over the C - 1 other classes only. PyTorch's (and this course's) "
-              "label smoothing mixes with the uniform distribution over all C classes: q = (1 - eps) y + eps / C."),
-        Wrong(_smooth_no_1_minus_eps, "your target rows sum to 1 + eps: you added eps / C without scaling the "
+        Wrong(_smooth_others_only, "you spread eps over the V - 1 other classes only. PyTorch's (and this course's) "
+              "label smoothing mixes with the uniform distribution over all V classes: q = (1 - eps) y + eps / V."),
+        Wrong(_smooth_no_1_minus_eps, "your target rows sum to 1 + eps: you added eps / V without scaling the "
               "one-hot part by (1 - eps)."),
-        Wrong(_smooth_no_1_over_c, "you added eps to every class instead of eps / C: the uniform part of q must "
-              "sum to eps over the C classes."),
+        Wrong(_smooth_no_1_over_c, "you added eps to every class instead of eps / V: the uniform part of q must "
+              "sum to eps over the V classes."),
+        Wrong(_smooth_probabilities, "you smoothed the model's probabilities, (1 - eps) p + eps / V, and took -log of "
+              "that at the target. Label smoothing changes the TARGET distribution: q = (1 - eps) y + eps / V, and "
+              "the loss is -Σ_j q_j log p_j with the model's own log p."),
     ],
-    hint="Build q = (1 - eps) * one_hot(targets, C) + eps / C (each row sums to 1), then the loss is "
-    "-(q * log_softmax(logits, dim=1)).sum(dim=1).mean().",
+    hint="Smooth the target, not the prediction: mix the one-hot target with the uniform distribution over the "
+    "V classes so that each target row still sums to 1. The loss is then the cross-entropy between that target "
+    "and the model's log-probabilities, summed over classes and averaged over examples.",
 )
 
 # ------------------------------------------------------------ 5.4 attention backward
@@ -289,6 +321,17 @@ def _bw_no_jacobian(q, k, v, d_out, causal=False):
     return _wrong_backward(q, k, v, d_out, causal, jacobian=False)
 
 
+def _bw_no_rowsum(q, k, v, d_out, causal=False):
+    scale = 1.0 / math.sqrt(q.shape[-1])
+    s = q @ k.transpose(-2, -1) * scale
+    if causal:
+        t = s.shape[-1]
+        s = s.masked_fill(~torch.ones(t, t, dtype=torch.bool).tril(), float("-inf"))
+    p = torch.softmax(s, dim=-1)
+    ds = p * (d_out @ v.transpose(-2, -1))  # P ⊙ dP: the row-sum term is missing
+    return ds @ k * scale, ds.transpose(-2, -1) @ q * scale, p.transpose(-2, -1) @ d_out
+
+
 def _bw_no_scale(q, k, v, d_out, causal=False):
     return _wrong_backward(q, k, v, d_out, causal, scaled=False)
 
@@ -325,10 +368,13 @@ attention_backward = Exercise(
               "you recomputed P without the causal mask."),
         Wrong(_bw_rowsum_wrong_axis, "the softmax runs along the last axis (over keys), so the sum in "
               "dS = P ⊙ (dP − Σ_j dP_ij P_ij) is over the last axis too (keepdim=True), not over dim -2."),
+        Wrong(_bw_no_rowsum, "you used dS = P ⊙ dP and dropped the row-sum term: dS = P ⊙ (dP − rowsum(dP ⊙ P)). "
+              "The weights of a row share one normaliser, so raising one score lowers all the others: that is "
+              "the subtracted term. (dV is right; dQ and dK are not.)"),
     ],
-    hint="Recompute P = softmax(Q Kᵀ/√d_k) (masked above the diagonal when causal). Then dV = Pᵀ dO, "
-    "dP = dO Vᵀ, dS = P * (dP - (dP * P).sum(-1, keepdim=True)), dQ = dS K/√d_k, dK = dSᵀ Q/√d_k. "
-    "Use .transpose(-2, -1) so leading batch and head dims just ride along.",
+    hint="Recompute the forward pass first (the same mask when causal), then go backwards one product at a "
+    "time: O = PV gives dV and dP; the softmax's Jacobian, row by row, turns dP into dS; S = QKᵀ/√d_k gives dQ "
+    "and dK. Transpose only the last two axes so leading batch and head dims ride along.",
 )
 
 # ------------------------------------------------------------ 5.5 add-α = MAP
@@ -380,6 +426,6 @@ add_alpha = Exercise(
         Wrong(_alpha_mle, "these are the MLE counts / N: unseen words get probability 0. Add α to every count "
               "(the prior's pseudo-counts) and normalise."),
     ],
-    hint="Every word gets α extra pseudo-counts from the prior: θ_v = (c_v + α) / (N + V·α), with N = Σ c_v "
-    "and V = len(counts). Return float64.",
+    hint="Every word gets α extra pseudo-counts, so the numerator is c_v + α and the denominator is the total of "
+    "all the new counts. Convert to float64 first.",
 )
