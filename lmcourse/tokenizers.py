@@ -42,6 +42,42 @@ _PATTERNS = {"gpt2": GPT2_SPLIT_PATTERN, "gpt4": GPT4_SPLIT_PATTERN}
 _FORMAT = "lmcourse-bpe 1"
 
 
+def _as_ids(ids) -> list[int]:
+    """`ids` as a list of Python ints: a sequence of ints, or a 1-D integer tensor or NumPy array.
+
+    Floats and bools are refused, even 65.0 and True: an id is an integer, and a float or bool
+    tensor reaching `decode` is almost always a bug (logits or a mask passed by mistake).
+    """
+    if isinstance(ids, (str, bytes, bytearray)) or not hasattr(ids, "__iter__"):
+        raise ValueError(f"ids must be a sequence of ints, got {type(ids).__name__}: {ids!r:.60}; "
+                         "wrap a single id in a list")
+    ndim = getattr(ids, "ndim", None)
+    if ndim is not None and hasattr(ids, "tolist"):  # a tensor or array
+        if ndim != 1:
+            raise ValueError(f"ids must be 1-D, got a {ndim}-D {type(ids).__name__} of shape {tuple(ids.shape)}"
+                             + ("; wrap a single id in a list" if ndim == 0 else ""))
+        ids = ids.tolist()
+    out: list[int] = []
+    for pos, i in enumerate(ids):
+        if type(i) is not int:
+            if hasattr(i, "tolist") and getattr(i, "ndim", None) == 0:
+                i = i.tolist()  # a NumPy scalar or 0-d tensor -> int, float or bool
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise ValueError(f"ids must be ints, got {i!r} ({type(i).__name__}) at position {pos}")
+        out.append(int(i))
+    return out
+
+
+def _without_surrogates(text: str) -> str:
+    """`text` as tiktoken encodes it: a surrogate pair becomes its character, a lone surrogate
+    (which UTF-8 cannot hold) becomes U+FFFD; text without surrogates comes back unchanged."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return text
+
+
 class Tokenizer:
     """Base class: text -> list of ids -> text.
 
@@ -105,9 +141,10 @@ class CharTokenizer(Tokenizer):
             ) from None
 
     def decode(self, ids: Sequence[int]) -> str:
+        """Ids (a sequence of ints, or a 1-D integer tensor or array) -> text."""
         n = len(self.itos)
         out = []
-        for i in ids:
+        for i in _as_ids(ids):
             if not 0 <= i < n:
                 raise ValueError(f"id {i} is outside the vocabulary (0..{n - 1})")
             out.append(self.itos[i])
@@ -176,7 +213,14 @@ class BPETokenizer(Tokenizer):
         self.merges: dict[tuple[int, int], int] = {}
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
         self.special_tokens: dict[str, int] = {}
+        if isinstance(special_tokens, str):
+            raise ValueError(f"special_tokens must be a list of strings, got the single string {special_tokens!r}")
         self._special_names = list(dict.fromkeys(special_tokens))
+        for s in self._special_names:
+            if not isinstance(s, str) or not s:
+                raise ValueError(f"special tokens must be non-empty strings, got {s!r}")
+            if s != _without_surrogates(s):
+                raise ValueError(f"special token {s!r} contains a surrogate, which UTF-8 cannot encode")
         self._assign_special_ids()
 
     # -- bookkeeping ------------------------------------------------------------------------
@@ -230,6 +274,7 @@ class BPETokenizer(Tokenizer):
             raise ValueError(f"train expects text as a str, got {type(text).__name__}")
         if not isinstance(vocab_size, int) or isinstance(vocab_size, bool) or vocab_size < 256:
             raise ValueError(f"vocab_size must be an int >= 256 (the bytes), got {vocab_size!r}")
+        text = _without_surrogates(text)  # as encode sees it
         pieces = [text]
         if self.special_tokens:  # special tokens are separators, never part of a merge
             pieces = [p for p in self._special_re.split(text) if p not in self.special_tokens]
@@ -347,9 +392,13 @@ class BPETokenizer(Tokenizer):
         return [t for t, a in zip(tok, alive) if a]
 
     def encode_ordinary(self, text: str) -> list[int]:
-        """Encode `text`, treating special-token strings as ordinary text."""
+        """Encode `text`, treating special-token strings as ordinary text.
+
+        Surrogates are handled as tiktoken does: a pair becomes its character, a lone one U+FFFD.
+        """
         if not isinstance(text, str):
             raise ValueError(f"encode expects a str, got {type(text).__name__} (bytes: decode them first)")
+        text = _without_surrogates(text)
         cache = self._cache
         out: list[int] = []
         for chunk in self.split(text):
@@ -367,6 +416,7 @@ class BPETokenizer(Tokenizer):
         `allowed_special`: "all" (special-token strings become their ids), "none" (they are
         encoded as ordinary text), "none_raise" (default: raise ValueError if one occurs, like
         tiktoken), or a set of the special tokens to allow (the others are ordinary text).
+        Surrogates are handled as tiktoken does: a pair becomes its character, a lone one U+FFFD.
         """
         if not isinstance(text, str):
             raise ValueError(f"encode expects a str, got {type(text).__name__} (bytes: decode them first)")
@@ -389,6 +439,7 @@ class BPETokenizer(Tokenizer):
                 raise ValueError(f"unknown special tokens {sorted(unknown)}; known: {sorted(self.special_tokens)}")
         if not allowed:
             return self.encode_ordinary(text)
+        text = _without_surrogates(text)
         pattern = "(" + "|".join(regex.escape(s) for s in sorted(allowed, key=len, reverse=True)) + ")"
         out: list[int] = []
         for part in regex.split(pattern, text):
@@ -399,9 +450,10 @@ class BPETokenizer(Tokenizer):
         return out
 
     def decode_bytes(self, ids: Sequence[int]) -> bytes:
-        """The bytes that `ids` stand for (special tokens as their UTF-8 text)."""
+        """The bytes that `ids` (a sequence of ints, or a 1-D integer tensor or array) stand for
+        (special tokens as their UTF-8 text)."""
         parts = []
-        for i in ids:
+        for i in _as_ids(ids):
             if i in self.vocab:
                 parts.append(self.vocab[i])
             elif i in self.inverse_special:
@@ -416,6 +468,7 @@ class BPETokenizer(Tokenizer):
 
     def token_str(self, i: int) -> str:
         """A readable form of token `i`: its text, or \\xNN escapes for bytes of a cut character."""
+        (i,) = _as_ids([i])
         if i in self.inverse_special:
             return self.inverse_special[i]
         return _printable(self.decode_bytes([i]))
@@ -458,23 +511,69 @@ class BPETokenizer(Tokenizer):
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "BPETokenizer":
-        """Read a tokenizer written by `save`."""
-        lines = Path(path).read_text(encoding="utf-8").split("\n")
-        if not lines or lines[0] != _FORMAT:
+        """Read a tokenizer written by `save`.
+
+        A file that is not in that format raises ValueError naming the file and the line:
+        a bad count, pattern or special token, a malformed merge, a merge that uses an id created
+        only later, a merge that repeats an earlier one, a missing merge or text after the last.
+        """
+        path = Path(path)
+        try:
+            lines = path.read_text(encoding="utf-8").split("\n")
+        except UnicodeDecodeError as e:
+            raise ValueError(f"{path} is not UTF-8 text (byte {e.start}: {e.reason})") from None
+        if lines[0] != _FORMAT:
             raise ValueError(f"{path} is not a {_FORMAT!r} file (first line {lines[0][:40]!r})")
-        pattern = json.loads(lines[1])
-        n_special = int(lines[2])
-        specials = [json.loads(s) for s in lines[3:3 + n_special]]
-        n_merges = int(lines[3 + n_special])
-        tok = cls(pattern, specials)
-        for r, line in enumerate(lines[4 + n_special:4 + n_special + n_merges]):
-            a, b = map(int, line.split("\t", 1)[0].split())
+        n_lines = len(lines) - (lines[-1] == "")  # the text after the final newline is no line
+
+        def error(k: int, what: str) -> ValueError:
+            return ValueError(f"{path}, line {k + 1}: {what}")
+
+        def line(k: int, what: str) -> str:
+            if k >= n_lines:
+                raise error(k, f"missing {what}: the file ends after {n_lines} lines (truncated?)")
+            return lines[k]
+
+        def count(k: int, what: str) -> int:
+            s = line(k, what)
+            if not (s.isascii() and s.isdigit()):
+                raise error(k, f"expected {what} (a whole number), got {s[:40]!r}")
+            return int(s)
+
+        def string(k: int, what: str) -> str:
+            s = line(k, what)
+            try:
+                value = json.loads(s)
+            except json.JSONDecodeError:
+                value = None
+            if not isinstance(value, str):
+                raise error(k, f"expected {what} as a JSON string, got {s[:40]!r}")
+            return value
+
+        pattern = string(1, "the split pattern")
+        n_special = count(2, "the number of special tokens")
+        specials = [string(3 + j, f"special token {j}") for j in range(n_special)]
+        n_merges = count(3 + n_special, "the number of merges")
+        try:
+            tok = cls(pattern, specials)
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+        first = 4 + n_special
+        for r in range(n_merges):
+            s = line(first + r, f"merge {r} of {n_merges}")
+            ids = s.split("\t", 1)[0].split(" ")
+            if len(ids) != 2 or not all(x.isascii() and x.isdigit() for x in ids):
+                raise error(first + r, f"expected a merge 'left right<TAB>token', got {s[:40]!r}")
+            a, b = int(ids[0]), int(ids[1])
             if not (a < 256 + r and b < 256 + r):
-                raise ValueError(f"{path}: merge {r} uses an id that does not exist yet: {a} {b}")
+                raise error(first + r, f"merge {r} uses an id that does not exist yet: {a} {b}")
+            if (a, b) in tok.merges:
+                raise error(first + r, f"merge {r} ({a} {b}) repeats merge {tok.merges[(a, b)] - 256}")
             tok.merges[(a, b)] = 256 + r
             tok.vocab[256 + r] = tok.vocab[a] + tok.vocab[b]
-        if len(tok.merges) != n_merges:
-            raise ValueError(f"{path}: expected {n_merges} merges, found {len(tok.merges)} (duplicates or truncated)")
+        if first + n_merges < n_lines:
+            k = first + n_merges
+            raise error(k, f"unexpected text after the last of {n_merges} merges: {lines[k][:40]!r}")
         tok._assign_special_ids()
         return tok
 
@@ -606,6 +705,8 @@ class WordPiece(Tokenizer):
         b = [self.vocab[t] for t in self.tokenize(text_pair)] if text_pair is not None else None
         extra = (2 + (b is not None)) if add_special_tokens else 0
         if max_length is not None:
+            if not isinstance(max_length, int) or isinstance(max_length, bool) or max_length < 0:
+                raise ValueError(f"max_length must be an int >= 0 or None, got {max_length!r}")
             if max_length < extra:
                 raise ValueError(f"max_length={max_length} cannot hold the {extra} special tokens")
             while len(a) + len(b or []) + extra > max_length:
@@ -621,7 +722,7 @@ class WordPiece(Tokenizer):
     def decode(self, ids: Sequence[int]) -> str:
         """Ids -> text: pieces joined by spaces, "##" continuations glued to the previous piece."""
         out = ""
-        for i in ids:
+        for i in _as_ids(ids):
             if i not in self.inv_vocab:
                 raise ValueError(f"id {i} is not in the vocabulary (size {self.vocab_size})")
             t = self.inv_vocab[i]

@@ -494,3 +494,212 @@ def test_split_patterns_are_tiktokens_own():
     assert GPT2_SPLIT_PATTERN == openai_public.r50k_pat_str  # GPT-2
     # cl100k_base() would download its ranks, so read the GPT-4 pattern from the source instead
     assert f'"pat_str": r"""{GPT4_SPLIT_PATTERN}"""' in inspect.getsource(openai_public.cl100k_base)
+
+
+# ------------------------------------------------------------------ ids as tensors and arrays
+
+
+def _decoders(mixed_tok):
+    """(name, decode, ids of "hi", expected text) for each tokenizer kind."""
+    char = CharTokenizer.fit("hi!")
+    wp = WordPiece(VOCAB)
+    return [("char", char.decode, char.encode("hi"), "hi"),
+            ("bpe", mixed_tok.decode, [104, 105], "hi"),
+            ("bpe bytes", lambda ids: mixed_tok.decode_bytes(ids).decode(), [104, 105], "hi"),
+            ("wordpiece", wp.decode, wp.encode("hello how"), "hello how")]
+
+
+def test_decode_accepts_integer_tensors_and_arrays(mixed_tok):
+    import numpy as np
+    import torch
+
+    for name, decode, ids, text in _decoders(mixed_tok):
+        for form in (torch.tensor(ids), torch.tensor(ids, dtype=torch.int32), np.array(ids),
+                     np.array(ids, dtype=np.uint16), tuple(ids), [np.int64(i) for i in ids],
+                     [torch.tensor(i) for i in ids], iter(ids)):
+            assert decode(form) == text, (name, form)
+    assert mixed_tok.token_str(np.int64(104)) == mixed_tok.token_str(torch.tensor(104)) == "h"
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([104, 65.0], r"ids must be ints, got 65\.0 \(float\) at position 1"),
+    ([True, 104], r"ids must be ints, got True \(bool\) at position 0"),
+    (["h"], r"got 'h' \(str\) at position 0"),
+    ([None], r"got None \(NoneType\)"),
+    ("hi", r"ids must be a sequence of ints, got str"),
+    (104, r"ids must be a sequence of ints, got int: 104; wrap a single id in a list"),
+])
+def test_decode_rejects_what_is_not_an_id(mixed_tok, bad, message):
+    for name, decode, _, _ in _decoders(mixed_tok):
+        with pytest.raises(ValueError, match=message):
+            decode(bad)
+
+
+def test_decode_rejects_float_bool_and_multi_dimensional_tensors(mixed_tok):
+    import numpy as np
+    import torch
+
+    for name, decode, ids, _ in _decoders(mixed_tok):
+        with pytest.raises(ValueError, match=r"ids must be ints, got 104\.0 \(float\) at position 0"):
+            decode(torch.tensor([104.0, 105.0]))
+        with pytest.raises(ValueError, match=r"got 104\.0 \(float\)"):
+            decode(np.array([104.0]))
+        with pytest.raises(ValueError, match=r"got True \(bool\)"):
+            decode(torch.tensor([True]))
+        with pytest.raises(ValueError, match=r"got True \(bool\)"):
+            decode([np.bool_(True)])
+        with pytest.raises(ValueError, match=r"got 2\.0 \(float\) at position 0"):
+            decode([np.float64(2.0)])
+        with pytest.raises(ValueError, match=r"ids must be 1-D, got a 2-D Tensor of shape \(1, 2\)$"):
+            decode(torch.tensor([ids[:2]]))
+        with pytest.raises(ValueError, match=r"ids must be 1-D, got a 0-D ndarray of shape \(\); wrap a single"):
+            decode(np.array(ids[0]))
+    with pytest.raises(ValueError, match=r"got True \(bool\)"):
+        mixed_tok.token_str(True)
+
+
+# ------------------------------------------------------------------ special tokens: what is one
+
+
+@pytest.mark.parametrize("bad, message", [
+    ([""], "special tokens must be non-empty strings, got ''"),
+    (["<|endoftext|>", None], "special tokens must be non-empty strings, got None"),
+    ([b"<|eot|>"], "got b'<|eot|>'"),
+    ("<|endoftext|>", "a list of strings, got the single string '<|endoftext|>'"),
+    (["<|\ud800|>"], "contains a surrogate"),
+])
+def test_bad_special_tokens_are_rejected(bad, message):
+    with pytest.raises(ValueError, match=regex_escape(message)):
+        BPETokenizer("gpt4", special_tokens=bad)
+
+
+def regex_escape(s: str) -> str:
+    import re
+
+    return re.escape(s)
+
+
+def test_duplicate_special_tokens_count_once():
+    tok = BPETokenizer("gpt4", special_tokens=["<a>", "<b>", "<a>"])
+    assert tok.special_tokens == {"<a>": 256, "<b>": 257} and tok.vocab_size == 258
+
+
+# ------------------------------------------------------------------ surrogates, as tiktoken
+
+
+@pytest.mark.parametrize("text", ["\ud800", "a\udfffb", "x \ud83d\ude00 y", "\ud83d", "\ude00\ud83d",
+                                  "hi \ud800<|endoftext|>\udc00 there", "的\ud800的 🙂 \udbff\udfff"])
+def test_surrogates_encode_as_in_tiktoken(mixed_tok, text):
+    enc = tiktoken_from(mixed_tok)
+    assert mixed_tok.encode_ordinary(text) == enc.encode_ordinary(text)
+    assert mixed_tok.encode(text, allowed_special="none") == enc.encode(text, disallowed_special=())
+    assert mixed_tok.encode(text, allowed_special="all") == enc.encode(text, allowed_special="all")
+    fixed = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    assert mixed_tok.decode(mixed_tok.encode(text, allowed_special="all")) == fixed
+    assert "\ufffd" in fixed or "😀" in fixed or "\U0010ffff" in fixed  # the case really has surrogates
+
+
+def test_surrogates_in_training_text_train_like_their_replacement():
+    text = "ab\ud800ab\ud800 \ud83d\ude00\ud83d\ude00 " * 10
+    fixed = "ab\ufffdab\ufffd 😀😀 " * 10
+    assert BPETokenizer("gpt4").train(text, 300).merges == BPETokenizer("gpt4").train(fixed, 300).merges
+
+
+def test_char_tokenizer_keeps_surrogates_as_characters():
+    tok = CharTokenizer.fit("a\ud800")  # characters, not bytes: nothing to encode as UTF-8
+    assert tok.decode(tok.encode("\ud800a")) == "\ud800a"
+
+
+# ------------------------------------------------------------------ load: name the file and the line
+
+
+def _saved_lines(tmp_path) -> list[str]:
+    tok = BPETokenizer(pattern="", special_tokens=["<s>"]).train("aaabdaaabac", 259)
+    lines = tok.save(tmp_path / "ok.bpe").read_text(encoding="utf-8").split("\n")
+    assert lines == ["lmcourse-bpe 1", '""', "1", '"<s>"', "3",
+                     '97 97\t"aa"', '97 98\t"ab"', '256 257\t"aaab"', ""]
+    return lines
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda L: L.__setitem__(1, "gpt4"), r"line 2: expected the split pattern as a JSON string, got 'gpt4'"),
+    (lambda L: L.__setitem__(1, "5"), r"line 2: expected the split pattern as a JSON string, got '5'"),
+    (lambda L: L.__setitem__(1, '"(("'), r": pattern '\(\(' is not a valid regex: missing \)"),
+    (lambda L: L.__setitem__(2, "one"), r"line 3: expected the number of special tokens \(a whole number\), got 'one'"),
+    (lambda L: L.__setitem__(2, "-1"), r"line 3: expected the number of special tokens .*got '-1'"),
+    (lambda L: L.__setitem__(3, "<s>"), r"line 4: expected special token 0 as a JSON string, got '<s>'"),
+    (lambda L: L.__setitem__(3, '""'), r": special tokens must be non-empty strings, got ''$"),
+    (lambda L: L.__setitem__(4, "3x"), r"line 5: expected the number of merges \(a whole number\), got '3x'"),
+    (lambda L: L.__setitem__(5, "97\t\"a\""), r"""line 6: expected a merge 'left right<TAB>token', got '97\\t"a"'"""),
+    (lambda L: L.__setitem__(5, "97 x\t\"a\""), r"line 6: expected a merge"),
+    (lambda L: L.__setitem__(5, "97  97\t\"a\""), r"line 6: expected a merge"),
+    (lambda L: L.__setitem__(5, "97 -1\t\"a\""), r"line 6: expected a merge"),
+    (lambda L: L.__setitem__(5, "97 97 97\t\"a\""), r"line 6: expected a merge"),
+    (lambda L: L.__setitem__(5, "97 256\t\"a\""), r"line 6: merge 0 uses an id that does not exist yet: 97 256"),
+    (lambda L: L.__setitem__(6, "256 98\t\"ab\""), None),  # 256 exists by merge 1: a valid file
+    (lambda L: L.__setitem__(6, "257 98\t\"ab\""), r"line 7: merge 1 uses an id that does not exist yet: 257 98"),
+    (lambda L: L.__setitem__(6, "98 257\t\"ab\""), r"line 7: merge 1 uses an id that does not exist yet: 98 257"),
+    (lambda L: L.__setitem__(6, "97 97\t\"aa\""), r"line 7: merge 1 \(97 97\) repeats merge 0"),
+    (lambda L: L.__setitem__(7, "97 98\t\"ab\""), r"line 8: merge 2 \(97 98\) repeats merge 1"),
+    (lambda L: L.__setitem__(4, "4"), r"line 9: missing merge 3 of 4: the file ends after 8 lines \(truncated\?\)"),
+    (lambda L: L.__setitem__(4, "2"), r"""line 8: unexpected text after the last of 2 merges: '256 257\\t"aaab"'"""),
+    (lambda L: L.__setitem__(2, "2"), r"line 5: expected special token 1 as a JSON string, got '3'"),
+    (lambda L: L.__setitem__(8, "trailing"), r"line 9: unexpected text after the last of 3 merges: 'trailing'"),
+    (lambda L: L.__setitem__(slice(3, None), []), r"line 4: missing special token 0: the file ends after 3 lines"),
+    (lambda L: L.__setitem__(slice(1, None), []), r"line 2: missing the split pattern: the file ends after 1 lines"),
+    (lambda L: L.pop(), None),                     # no final newline: still a valid file
+    (lambda L: L.append(""), r"line 9: unexpected text after the last of 3 merges: ''"),
+])
+def test_load_names_the_file_and_line_of_each_defect(tmp_path, edit, message):
+    lines = _saved_lines(tmp_path)
+    edit(lines)
+    path = tmp_path / "bad.bpe"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    if message is None:
+        tok = BPETokenizer.load(path)
+        assert len(tok.merges) == 3 and tok.special_tokens == {"<s>": 259}
+        return
+    with pytest.raises(ValueError, match=regex_escape(str(path)) + ".*" + message):
+        BPETokenizer.load(path)
+
+
+def test_load_rejects_a_file_that_is_not_utf8_or_empty(tmp_path):
+    path = tmp_path / "latin1.bpe"
+    path.write_bytes(b"lmcourse-bpe 1\n\"caf\xe9\"\n")
+    with pytest.raises(ValueError, match=regex_escape(str(path)) + r" is not UTF-8 text \(byte 19: invalid continuation byte"):
+        BPETokenizer.load(path)
+    (tmp_path / "empty.bpe").write_text("")
+    with pytest.raises(ValueError, match=r"empty\.bpe is not a 'lmcourse-bpe 1' file \(first line ''\)"):
+        BPETokenizer.load(tmp_path / "empty.bpe")
+
+
+# ------------------------------------------------------------------ WordPiece: files and lengths
+
+
+@pytest.mark.parametrize("ending", ["", "\n", "\r\n"])
+def test_wordpiece_from_file_keeps_the_last_token(tmp_path, ending):
+    path = tmp_path / "vocab.txt"
+    path.write_bytes((ending or "\n").join(VOCAB).encode("utf-8") + ending.encode())
+    wp = WordPiece.from_file(path)
+    assert wp.vocab_size == len(VOCAB) and wp.vocab["café"] == len(VOCAB) - 1 and "" not in wp.vocab
+    path.write_text("[UNK]\n\nlast", encoding="utf-8")  # an empty line inside is a token (as in BERT)
+    assert WordPiece.from_file(path).vocab == {"[UNK]": 0, "": 1, "last": 2}
+
+
+def test_wordpiece_max_length_without_a_pair():
+    wp = WordPiece(VOCAB)
+    ids = wp.encode("unwanted running")  # [9, 6, 7, 10, 11]
+    assert wp.encode("unwanted running", max_length=3) == ids[:3]
+    assert wp.encode("unwanted running", max_length=5) == ids == wp.encode("unwanted running", max_length=50)
+    assert wp.encode("unwanted running", max_length=0) == []
+    assert wp.encode("unwanted running", add_special_tokens=True, max_length=4) == [2, 9, 6, 3]
+    assert wp.encode("unwanted running", add_special_tokens=True, max_length=2) == [2, 3]
+    assert wp.encode("unwanted", "running", max_length=4) == [9, 6, 10, 11]  # the longer text loses first
+    assert wp.encode("hello", "running", max_length=2) == [17, 10]
+    assert wp.encode("hello", "running", max_length=1) == [10]  # at a tie, the first text loses
+    assert wp.encode("hello", "running", add_special_tokens=True, max_length=3) == [2, 3, 3]
+    with pytest.raises(ValueError, match="max_length=2 cannot hold the 3 special tokens"):
+        wp.encode("hello", "running", add_special_tokens=True, max_length=2)
+    for bad in (-1, 2.5, True, "8"):
+        with pytest.raises(ValueError, match=f"max_length must be an int >= 0 or None, got {regex_escape(repr(bad))}"):
+            wp.encode("hello", max_length=bad)
