@@ -119,6 +119,8 @@ class Exercise:
         self._compare = compare
         self.seed = seed
         self.forbidden = tuple(forbidden)
+        if not callable(cases):
+            self._check_labels(cases)
         if register:
             if id in REGISTRY and REGISTRY[id].name != name:
                 raise ValueError(f"exercise id {id!r} is already registered for {REGISTRY[id].name!r}")
@@ -126,9 +128,6 @@ class Exercise:
 
     def __repr__(self) -> str:
         return f"Exercise({self.id} {self.name}: {self.title})"
-
-        if not callable(cases):
-            self._check_labels(cases)
 
     # -- the cases and the comparison ---------------------------------------------------
     def cases(self, seed: int | None = None) -> list[Case]:
@@ -480,6 +479,10 @@ def _kind(a) -> str:
 
 
 def _fmt(v) -> str:
+    import numpy as np
+
+    if isinstance(v, (complex, np.complexfloating)):
+        return f"{complex(v):.6g}"
     try:
         return f"{float(v):.6g}"
     except (TypeError, ValueError):
@@ -575,7 +578,8 @@ def compare_values(expected: Any, got: Any, *, atol: float = 1e-6, rtol: float =
         return f"{path}: expected {_fmt(expected)}, got {_fmt(got)}"
     if isinstance(expected, (list, tuple)):
         if not isinstance(got, (list, tuple)):
-            return f"{path}: expected a {type(expected).__name__} of {len(expected)}, got {_describe(got)}"
+            kind = "list" if isinstance(expected, list) else "tuple"  # a torch.Size is a tuple of ints
+            return f"{path}: expected a {kind} of {len(expected)}, got {_describe(got)}"
         if len(got) != len(expected):
             return f"{path}: expected {len(expected)} items, got {len(got)}"
         for i, (e, g) in enumerate(zip(expected, got)):
@@ -589,11 +593,7 @@ def compare_values(expected: Any, got: Any, *, atol: float = 1e-6, rtol: float =
         missing = [k for k in expected if k not in got]
         extra = [k for k in got if k not in expected]
         if missing or extra:
-            parts = []
-            if missing:
-                parts.append(f"missing keys {sorted(map(repr, missing))[:5]}")
-            if extra:
-                parts.append(f"unexpected keys {sorted(map(repr, extra))[:5]}")
+            parts = [f"{what} {_some(keys)}" for what, keys in (("missing keys", missing), ("unexpected keys", extra)) if keys]
             return f"{path}: " + "; ".join(parts)
         for k in expected:
             diff = compare_values(expected[k], got[k], atol=atol, rtol=rtol, path=f"{path}[{k!r}]")
@@ -605,6 +605,13 @@ def compare_values(expected: Any, got: Any, *, atol: float = 1e-6, rtol: float =
     except Exception:  # an == that raises or returns something without a truth value
         same = False
     return None if same else f"{path}: expected {_describe(expected)}, got {_describe(got)}"
+
+
+def _some(keys: list) -> str:
+    """At most five keys, sorted by their repr, and how many more there are."""
+    shown = sorted(map(repr, keys))
+    more = f" and {len(shown) - 5} more" if len(shown) > 5 else ""
+    return ", ".join(shown[:5]) + more
 
 
 def load_all() -> dict[str, Exercise]:

@@ -1,6 +1,9 @@
 """The checks framework, and every registered exercise against its reference and wrong variants."""
 from __future__ import annotations
 
+import functools
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -182,3 +185,415 @@ def test_a_custom_compare_that_breaks_on_odd_output_still_reports(capsys):
     ex.check(lambda x: None)  # None has no .shape: the comparison raises, the check must not
     out = capsys.readouterr().out
     assert out.startswith("✗") and "got None" in out and "AttributeError" in out
+
+
+# -- compare_values, branch by branch (each rule in its docstring is pinned here) ----------
+class _EqRaises:
+    def __eq__(self, other):
+        raise RuntimeError("no equality here")
+
+
+@pytest.mark.parametrize(
+    "expected,got,message",
+    [
+        # arrays and tensors: container, shape, kind of dtype
+        (torch.zeros(2), [0.0, 0.0], "output: expected a tensor of shape (2,), got list"),
+        (np.zeros(3), 1.0, "output: expected a NumPy array of shape (3,), got float"),
+        (np.zeros(3), np.zeros((3, 1)), "output: expected shape (3,), got shape (3, 1)"),
+        (np.array([True, False]), np.array([1.0, 0.0]), "output: expected bool values (bool), got float (float64)"),
+        (np.array([1.0, 0.0]), np.array([True, False]), "output: expected float values (float64), got bool (bool)"),
+        (np.array([1 + 1j]), np.array([1.0]), "output: expected complex values (complex128), got float (float64)"),
+        (np.array([1.0]), np.array([1 + 0j]), "output: expected float values (float64), got complex (complex128)"),
+        (np.array([1, 2]), np.array([1, 3]), "output: 1 of 2 entries differ (tolerance atol=1e-06, rtol=1e-05)\n"
+         "first at index 1: expected 2, got 3"),
+        (np.array([True, False]), np.array([True, True]), "output: 1 of 2 entries differ (tolerance atol=1e-06, "
+         "rtol=1e-05)\nfirst at index 1: expected 0, got 1"),
+        (np.zeros((2, 2)), np.array([[0, 0], [1, 0.0]]), "output: 1 of 4 entries differ (tolerance atol=1e-06, "
+         "rtol=1e-05)\nfirst at index (1, 0): expected 0, got 1"),
+        (np.array([1.0]), np.array([2.0]), "output: 1 of 1 entries differ (tolerance atol=1e-06, rtol=1e-05)\n"
+         "first at index 0: expected 1, got 2"),
+        (np.array([1 + 1j]), np.array([1 + 2j]), "output: 1 of 1 entries differ (tolerance atol=1e-06, rtol=1e-05)\n"
+         "first at index 0: expected 1+1j, got 1+2j"),
+        (np.array([1.0, 2.0]), np.array([1.0, np.inf]), "output: 1 of 2 entries differ (tolerance atol=1e-06, "
+         "rtol=1e-05)\nfirst at index 1: expected 2, got inf\nyour output has 1 inf/nan entries"),
+        (np.array([1.0, 2.0, 3.0]), np.array([np.nan, 2.0, np.inf]), "output: 2 of 3 entries differ (tolerance "
+         "atol=1e-06, rtol=1e-05)\nfirst at index 0: expected 1, got nan\nyour output has 2 inf/nan entries"),
+        (np.array([1.0, np.inf]), np.array([1.0, -np.inf]), "output: 1 of 2 entries differ (tolerance atol=1e-06, "
+         "rtol=1e-05)\nfirst at index 1: expected inf, got -inf"),  # no inf/nan line: the expected has one too
+        (torch.ones(3, dtype=torch.float64) / 3, (torch.ones(3) / 3).half(), "output: 3 of 3 entries differ "
+         "(tolerance atol=1e-06, rtol=1e-05)\nfirst at index 0: expected 0.333333, got 0.333252\nyour output is "
+         "float16, less precise than the expected float64: compute in the inputs' dtype (float16 keeps only about "
+         "3 significant digits)"),
+        (np.array([1 / 3]), np.array([0.5], dtype=np.float32), "output: 1 of 1 entries differ (tolerance atol=1e-06, "
+         "rtol=1e-05)\nfirst at index 0: expected 0.333333, got 0.5\nyour output is float32, less precise than the "
+         "expected float64: compute in the inputs' dtype (float32 keeps only about 3 significant digits)"),
+        # numbers
+        (1, True, "output: expected a number, got True"),
+        (1.0, True, "output: expected a number, got True"),
+        (1.0, "x", "output: expected a number, got 'x'"),
+        (1.0, None, "output: expected a number, got None"),
+        (2.0, torch.ones(2), "output: expected a single number, got shape (2,)"),
+        (3, 4, "output: expected 3, got 4"),
+        (3, 3.5, "output: expected 3, got 3.5"),
+        (1.0, 1.1, "output: expected 1, got 1.1"),
+        (float("inf"), -float("inf"), "output: expected inf, got -inf"),
+        (float("inf"), 1e308, "output: expected inf, got 1e+308"),
+        (1e308, float("inf"), "output: expected 1e+308, got inf"),
+        (1.0, float("nan"), "output: expected 1, got nan"),
+        (float("nan"), 1.0, "output: expected nan, got 1"),
+        (np.int64(3), 4, "output: expected 3, got 4"),
+        # bool, None, str: same type and value
+        (True, 1, "output: expected True, got 1"),
+        (False, None, "output: expected False, got None"),
+        (None, 0, "output: expected None, got 0"),
+        ("ab", "ba", "output: expected 'ab', got 'ba'"),
+        ("1", 1, "output: expected '1', got 1"),
+        # containers
+        ([1, 2], "12", "output: expected a list of 2, got '12'"),
+        ((1, 2), 3, "output: expected a tuple of 2, got 3"),
+        ([1, 2], [1, 2, 3], "output: expected 2 items, got 3"),
+        ([1, 2], [5, 6], "output[0]: expected 1, got 5"),
+        ([1, [2]], [1, [3]], "output[1][0]: expected 2, got 3"),
+        ((np.ones(2), 1), (np.ones(2), 2), "output[1]: expected 1, got 2"),
+        (torch.Size([2, 3]), torch.tensor([2, 3]), "output: expected a tuple of 2, got tensor int64 (2,) [2, 3]"),
+        (torch.Size([2, 3]), (2, 4), "output[1]: expected 3, got 4"),
+        ({"a": 1}, [1], "output: expected a dict, got [1]"),
+        ({"a": 1}, {"a": 2}, "output['a']: expected 1, got 2"),
+        ({"a": 1, "b": 2}, {"c": 1}, "output: missing keys 'a', 'b'; unexpected keys 'c'"),
+        ({"a": 1}, {"a": 1, "b": 2}, "output: unexpected keys 'b'"),
+        (dict.fromkeys("gfedcba", 1), {}, "output: missing keys 'a', 'b', 'c', 'd', 'e' and 2 more"),
+        ({"a": {"b": [1.0]}}, {"a": {"b": [2.0]}}, "output['a']['b'][0]: expected 1, got 2"),
+        # everything else compares with ==
+        ({1, 2}, {1, 3}, "output: expected {1, 2}, got {1, 3}"),
+        ({1, 2}, [1, 2], "output: expected {1, 2}, got [1, 2]"),
+        (_EqRaises(), 1, None),  # checked below: a message, not a crash
+        # describing what came back
+        (list(range(7)), list(range(8)), "output: expected 7 items, got 8"),
+        ([0], [list(range(7))], "output[0]: expected a number, got list of 7"),
+        ([0], [dict.fromkeys(range(7))], "output[0]: expected a number, got dict of 7 items"),
+        ("x", "y" * 70, "output: expected 'x', got '" + "y" * 56 + "..."),
+        (1, np.array(["a"]), "output: expected a single number, got shape (1,)"),
+        (1, [np.array(["a"])], "output: expected a number, got [array(['a'], dtype='<U1')]"),
+        (["x"], [torch.arange(9)], "output[0]: expected 'x', got tensor int64 (9,)"),
+        (["x"], [torch.tensor([1e-9, 1.0])], "output[0]: expected 'x', got tensor float32 (2,) [0., 1.]"),
+        ("x", np.array(["a"]), "output: expected 'x', got array <U1 (1,)"),
+        ("x", np.zeros((3, 3)), "output: expected 'x', got array float64 (3, 3)"),
+        ([1], [np.array([2, 3])], "output[0]: expected a single number, got shape (2,)"),
+        (np.zeros(1), np.array(["a"]), "output: expected float values (float64), got str32 (<U1)"),
+    ],
+)
+def test_compare_values_messages(expected, got, message):
+    diff = compare_values(expected, got)
+    if isinstance(expected, _EqRaises):
+        assert diff is not None and diff.startswith("output: expected <")
+    else:
+        assert diff == message
+
+
+@pytest.mark.parametrize(
+    "expected,got",
+    [
+        (np.array([1, 2]), np.array([1.0, 2.0])),        # an int expected, equal floats back: values are judged
+        (np.array([1.0, 2.0]), np.array([1, 2])),
+        (torch.tensor([1, 2]), torch.tensor([1.0, 2.0])),
+        (torch.tensor([1.0, 2.0]), np.array([1.0, 2.0])),  # a tensor may be answered with an array ...
+        (np.array([1.0, 2.0]), torch.tensor([1.0, 2.0])),  # ... and the other way round
+        (np.zeros(0), np.zeros(0, dtype=np.int64)),
+        (np.array([1.0, np.nan]), np.array([1.0, np.nan])),
+        (np.array([np.inf, -np.inf]), np.array([np.inf, -np.inf])),
+        (np.array([True, False]), np.array([True, False])),
+        (np.array([1 + 1j]), np.array([1 + 1j])),
+        (torch.tensor([1.0, 2.0], dtype=torch.bfloat16), torch.tensor([1.0, 2.0])),
+        (torch.tensor(2.0), torch.tensor(2.0)),
+        (2.0, torch.tensor(2.0)),
+        (2.0, np.array(2.0)),
+        (2.0, np.float32(2.0)),
+        (np.float64(1.0), 1.0),
+        (np.int64(3), 3),
+        (3, 3.0),
+        (3.0, 3),
+        (True, np.bool_(True)),
+        (np.bool_(False), False),
+        (float("nan"), float("nan")),
+        (float("inf"), float("inf")),
+        (1.0, 1.0 + 1e-9),
+        (None, None),
+        ("ab", "ab"),
+        ([1, 2], (1, 2)),
+        ((1, 2), [1, 2]),
+        (torch.Size([2, 3]), (2, 3)),
+        ((2, 3), torch.Size([2, 3])),
+        (torch.Size([2, 3]), torch.Size([2, 3])),
+        ({"a": [1.0, 2.0]}, {"a": (1.0, 2.0)}),
+        ({1, 2}, {2, 1}),
+        ({1, 2}, frozenset({1, 2})),
+        ([], []),
+        ({}, {}),
+    ],
+)
+def test_compare_values_accepts(expected, got):
+    assert compare_values(expected, got) is None
+
+
+@pytest.mark.parametrize("box", [lambda v: v, lambda v: np.array([v]), lambda v: torch.tensor([v], dtype=torch.float64)])
+def test_tolerance_edge_is_atol_plus_rtol_times_expected(box):
+    """|got - expected| <= atol + rtol·|expected|, the same rule for numbers, arrays and tensors."""
+    atol, rtol = 0.5, 0.25  # exact in binary: the edge is exactly representable
+
+    def ok(expected, got):
+        return compare_values(box(expected), box(got), atol=atol, rtol=rtol) is None
+
+    assert ok(2.0, 3.0) and ok(2.0, 1.0)  # exactly at the edge: 0.5 + 0.25·2 = 1
+    assert not ok(2.0, 3.0 + 2**-40) and not ok(2.0, 1.0 - 2**-40)
+    assert ok(-2.0, -3.0) and not ok(-2.0, -3.0 - 2**-40)  # |expected|
+    assert ok(0.0, 0.5) and not ok(0.0, 0.5 + 2**-40)  # atol alone
+    assert not ok(1.0, 2.0)  # rtol scales the expected value (0.75), not the answer (1.0)
+    assert compare_values(box(2.0), box(3.0), atol=1.0, rtol=0.0) is None
+    assert compare_values(box(2.0), box(3.0), atol=0.0, rtol=0.5) is None
+    assert compare_values(box(2.0), box(3.0), atol=0.0, rtol=0.49) is not None
+    assert compare_values(box(2.0), box(3.0), atol=0.99, rtol=0.0) is not None
+
+
+def test_default_tolerances():
+    assert compare_values(1.0, 1.0 + 1.05e-5) is None and compare_values(1.0, 1.0 + 1.2e-5) is not None
+    assert compare_values(0.0, 1e-6) is None and compare_values(0.0, 1.01e-6) is not None
+
+
+def test_two_ints_compare_exactly_whatever_the_tolerance():
+    assert compare_values(1000, 1001, atol=10, rtol=1) == "output: expected 1000, got 1001"
+    assert compare_values(1000, 1001.0, atol=10, rtol=1) is None
+
+
+def test_tolerance_and_path_reach_nested_values():
+    assert compare_values([{"a": 1.0}], [{"a": 1.4}], atol=0.5) is None
+    assert compare_values({"a": [np.ones(2)]}, {"a": [np.ones(2) * 1.4]}, atol=0.5) is None
+    assert compare_values((1.0,), (1.4,), atol=0.5) is None
+    assert compare_values(1.0, 2.0, path="x") == "x: expected 1, got 2"
+    assert compare_values([1.0], [2.0], path="x") == "x[0]: expected 1, got 2"
+    assert compare_values({"k": 1}, {"k": 2}, path="x") == "x['k']: expected 1, got 2"
+    assert compare_values({"k": 1}, {}, path="x") == "x: missing keys 'k'"
+    assert compare_values(np.ones(1), np.ones(1) * 3, path="x").startswith("x: 1 of 1")
+    assert compare_values(1.0, [2.0], path="x") == "x: expected a number, got [2.0]"
+    assert compare_values(np.ones(1), 1.0, path="x").startswith("x: expected a NumPy array")
+
+
+def test_case_describes_args_and_kwargs():
+    case = Case((np.array([1.0, 2.0]), 3), {"axis": 0, "name": "x"}, label="L")
+    assert case.describe() == "array float64 (2,) [1., 2.], 3, axis=0, name='x'"
+    assert Case().describe() == ""
+
+
+# -- the tripwire: a forbidden call gets a warning, and everything is put back -------------
+class _Base:
+    def method(self, x):
+        return 2 * x
+
+
+class _Sub(_Base):
+    pass
+
+
+def _fsum_ref(xs):
+    return math.fsum(xs)
+
+
+def _forbidding(names, reference=_fsum_ref, **kw):
+    return Exercise(id="97.1", name="total", title="total", reference=reference,
+                    cases=[Case(([0.5, 0.25],), label="two"), Case(([1.0],), label="one")],
+                    forbidden=names, hint="add", register=False, **kw)
+
+
+WARNING = ("⚠ total (Exercise 97.1): your function calls math.fsum, which this exercise forbids; "
+           "the grader gives such an answer 0, so write it yourself.")
+
+
+def test_a_forbidden_call_is_warned_about_on_the_first_line_and_still_judged():
+    import math as m
+
+    original = m.fsum
+    result = _forbidding(["math.fsum"]).run(lambda xs: m.fsum(xs))
+    assert result.passed and result.forbidden == ["math.fsum"]
+    assert result.report.split("\n") == [WARNING, "✓ total (Exercise 97.1): all 2 cases pass: two; one"]
+    assert m.fsum is original  # put back
+
+
+def test_the_reference_calling_a_forbidden_function_is_not_the_students_call():
+    result = _forbidding(["math.fsum"]).run(lambda xs: sum(xs))
+    assert result.passed and result.forbidden == [] and "⚠" not in result.report
+
+
+def test_a_forbidden_call_in_a_wrong_answer_is_warned_about_too():
+    result = _forbidding(["math.fsum"]).run(lambda xs: math.fsum(xs) + 1)
+    assert result.status == "fail" and result.report.startswith(WARNING + "\n✗ total")
+
+
+def test_an_alias_imported_before_the_check_is_caught_and_restored():
+    namespace = {"fsum": math.fsum}
+    exec("def total(xs):\n    return fsum(xs)\n", namespace)
+    result = _forbidding(["math.fsum"]).run(namespace["total"])
+    assert result.forbidden == ["math.fsum"]
+    assert namespace["fsum"] is math.fsum  # the student's namespace is left as it was
+
+
+def test_calling_the_reference_is_caught_every_way():
+    ex = _forbidding([])
+    name = f"{__name__}._fsum_ref"
+    assert ex.forbidden_names() == (name,)
+    assert ex.run(_fsum_ref).forbidden == [name]                       # the reference as the answer
+    assert ex.run(lambda xs: ex.reference(xs)).forbidden == [name]     # through the exercise
+    assert ex.run(lambda xs: _fsum_ref(xs)).forbidden == [name]        # through its module
+    assert ex.reference is _fsum_ref and globals()["_fsum_ref"].__name__ == "_fsum_ref"
+    assert ex.run(functools.partial(_fsum_ref)).forbidden == [name]
+
+
+def test_a_forbidden_method_is_caught_and_the_class_restored_exactly():
+    ex = _forbidding([f"{__name__}._Sub.method", f"{__name__}._Base.method"], reference=lambda xs: 2 * xs[0])
+    result = ex.run(lambda xs: _Sub().method(xs[0]))
+    assert result.forbidden == [f"{__name__}._Sub.method"] and result.passed
+    assert "method" not in vars(_Sub) and _Sub.method is _Base.method  # inherited again, not copied in
+
+
+def test_several_forbidden_calls_are_all_named_once():
+    ex = _forbidding(["math.fsum", "math.prod"])
+    result = ex.run(lambda xs: math.fsum(xs) + math.fsum(xs) + 0 * math.prod(xs))
+    assert result.forbidden == ["math.fsum", "math.prod"]
+    assert "calls math.fsum and math.prod, which" in result.report
+
+
+def test_unresolvable_or_unpatchable_names_are_skipped():
+    ex = _forbidding(["no_such_module.f", "math.no_such_function", "builtins.int.bit_length"])
+    result = ex.run(lambda xs: math.fsum(xs))
+    assert result.passed and result.forbidden == []
+
+
+def test_wires_are_removed_even_when_the_check_breaks():
+    import math as m
+
+    original = m.fsum
+    ex = _forbidding(["math.fsum"], compare=lambda e, g: 1 / 0)
+    result = ex.run(lambda xs: m.fsum(xs))
+    assert result.status == "fail" and m.fsum is original
+
+
+def test_forbidden_calls_warn_in_errors_too():
+    def student(xs):
+        math.fsum(xs)
+        raise ValueError("my bug")
+
+    result = _forbidding(["math.fsum"]).run(student)
+    assert result.status == "error" and result.report.startswith(WARNING + "\n✗ total")
+
+
+# -- known mistakes that raise, and mistakes that are random --------------------------------
+def _raises_key(x):
+    return {}["missing"]
+
+
+def _make_err(**kw):
+    return _make(wrong=[Wrong(_raises_key, "you looked up a key that is not there"),
+                        Wrong(lambda x: x.no_such_attr, "you used an attribute arrays do not have")], **kw)
+
+
+def test_an_error_matching_a_wrong_variant_names_the_mistake():
+    result = _make_err().run(lambda x: {}["missing"])
+    assert result.status == "error" and result.matched == ["you looked up a key that is not there"]
+    assert result.report.endswith("\n  Likely mistake: you looked up a key that is not there")
+
+
+def _other_key(x):
+    return {}["other"]
+
+
+def _index_error(x):
+    return [][1]
+
+
+def test_an_error_of_another_kind_or_message_matches_nothing():
+    assert _make_err().run(_other_key).matched == []
+    result = _make_err().run(_index_error)
+    assert result.status == "error" and result.matched == [] and "Likely mistake" not in result.report
+
+
+def test_a_random_mistake_is_recognised_by_calling_twice():
+    rng = np.random.default_rng(0)
+    ex = _make(wrong=[Wrong(lambda x: 3 * x, "tripled"), Wrong(lambda x: x, "your output is random", random=True)])
+    result = ex.run(lambda x: 2 * x + rng.normal(size=x.shape))
+    assert result.status == "fail" and result.matched == ["your output is random"]
+    assert ex.run(lambda x: 3 * x).matched == ["tripled"]  # a deterministic mistake is not called random
+    assert ex.judge(lambda x: 2 * x + rng.normal(size=x.shape), ex.cases()).matched == []  # the grader's replay
+
+
+def test_a_random_check_survives_a_second_call_that_raises():
+    calls = []
+
+    def flaky(x):
+        calls.append(1)
+        if len(calls) > 1:
+            raise RuntimeError("second call")
+        return x
+
+    ex = _make(wrong=[Wrong(lambda x: x, "random", random=True)])
+    assert ex.run(flaky).matched == []
+
+
+def test_student_frames_name_the_notebook_cell():
+    import linecache
+
+    source = "def f(x):\n    return x.nope\n"
+    linecache.cache["<cell 3>"] = (len(source), None, source.splitlines(True), "<cell 3>")
+    namespace = {}
+    exec(compile(source, "<cell 3>", "exec"), namespace)
+    report = _make().run(namespace["f"]).report
+    assert "  at line 2 in f (your notebook cell): return x.nope" in report
+
+
+# -- labels, seeds, solution ---------------------------------------------------------------
+@pytest.mark.parametrize("label", ["a; b", "a;b", "two\nlines"])
+def test_a_label_holding_the_separator_is_refused(label):
+    with pytest.raises(ValueError, match=r"exercise 99\.1: case label"):
+        _make_cases([Case((np.ones(1),), label=label)])
+    ex = _make_cases(lambda seed: [Case((np.ones(1),), label=label)])  # a generator is checked when it runs
+    with pytest.raises(ValueError, match=r"exercise 99\.1: case label"):
+        ex.cases()
+
+
+def _make_cases(cases):
+    return Exercise(id="99.1", name="double", title="double", reference=_double, cases=cases, register=False)
+
+
+def test_labels_are_joined_by_the_separator_so_the_count_reads_right():
+    ex = _make_cases([Case((np.ones(1),), label="a, b"), Case((np.ones(1),)), Case((np.ones(1),), label="c")])
+    report = ex.run(lambda x: 2 * x).report
+    assert report == "✓ double (Exercise 99.1): all 3 cases pass: a, b; c"
+    assert checks.LABEL_SEPARATOR == "; "
+    assert _make_cases([Case((np.ones(1),))]).run(lambda x: 2 * x).report == "✓ double (Exercise 99.1): all 1 cases pass"
+
+
+def test_cases_take_a_seed():
+    ex = _make_cases(lambda seed: [Case((np.full(1, float(seed)),), label=f"s{seed}")])
+    assert [c.label for c in ex.cases()] == ["s0"] and [c.label for c in ex.cases(5)] == ["s5"]
+    ex.seed = 3
+    assert [c.label for c in ex.cases()] == ["s3"]
+
+
+def test_solution_prints_the_students_name_and_their_earlier_functions():
+    from lmcourse.exercises import ch00
+
+    src = ch00.softmax_temperature.solution_source()
+    assert src.startswith("def softmax_temperature(x")
+    assert "return stable_softmax(x / temperature, axis=-1)" in src
+    assert "(_softmax" not in src and " _softmax" not in src
+    assert _make(solution="def double(x): ...").solution_source() == "def double(x): ..."
+
+
+def test_rules_name_every_forbidden_function():
+    ex = _forbidding(["math.fsum", "math.prod"])
+    assert ex.rules() == (
+        f"**Not allowed:** `math.fsum`, `math.prod`, or this exercise's own reference `{__name__}._fsum_ref`. "
+        "`check()` warns when your function calls one of them, and the grader gives such an answer 0."
+    )
+
+
+def test_hint_without_text_says_so(capsys):
+    _make_cases([]).hint()
+    assert capsys.readouterr().out == "No hint for this one: re-read the exercise statement.\n"
