@@ -141,7 +141,7 @@ def nearest(weight: Tensor, query: int | Tensor, k: int = 5) -> tuple[Tensor, Te
     else:
         raise ValueError(f"nearest: query must be an int id or a ({C},) vector, got {getattr(query, 'shape', query)!r}")
     available = V - (exclude is not None)
-    if not isinstance(k, int) or not 1 <= k <= available:
+    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= available:
         raise ValueError(f"nearest: k must be an int in [1, {available}], got k={k!r}")
     sims = cosine_similarity(vec[None], weight)[0]
     if exclude is not None:

@@ -353,3 +353,205 @@ def test_bool_offsets_are_rejected():
 def test_bad_base_type_raises_value_error():
     with pytest.raises(ValueError, match="base"):
         rope_frequencies(4, 8, base="10000")
+
+
+# ----------------------------------------------------------------- every branch, every default
+
+@pytest.mark.parametrize(
+    "ids, vocab, match",
+    [
+        ([0, 1], 5, r"ids must be a torch.Tensor of integers, got list"),
+        (torch.tensor([0, 1], dtype=torch.complex64), 5, r"integer dtype, got torch.complex64"),
+        (torch.tensor([True, False]), 5, r"integer dtype, got torch.bool"),
+        (torch.tensor([0.0]), 5, r"integer dtype, got torch.float32"),
+        (torch.tensor([0]), 0, r"vocab_size must be a positive int, got 0"),
+        (torch.tensor([0]), -2, r"vocab_size must be a positive int, got -2"),
+        (torch.tensor([0]), True, r"vocab_size must be a positive int, got True"),
+        (torch.tensor([0]), 5.0, r"vocab_size must be a positive int, got 5.0"),
+        (torch.tensor([[0, 5], [9, 2]]), 5, r"\[0, 4\] \(vocab_size=5\), got min=0, max=9; offending ids include \[5, 9\]$"),
+        (torch.tensor([-3, 4, -1]), 4, r"\[0, 3\] \(vocab_size=4\), got min=-3, max=4; offending ids include \[-3, -1, 4\]$"),
+        (torch.tensor([9, 8, 7, 6, 5, 4, 3, 2]), 2, r"offending ids include \[2, 3, 4, 5, 6\]$"),
+    ],
+)
+def test_one_hot_id_and_vocab_checks(ids, vocab, match):
+    with pytest.raises(ValueError, match=match):
+        one_hot(ids, vocab)
+
+
+def test_one_hot_edges_and_dtype():
+    assert one_hot(torch.tensor([], dtype=torch.long), 5).shape == (0, 5)
+    assert one_hot(torch.zeros(2, 0, dtype=torch.long), 3).shape == (2, 0, 3)
+    assert torch.equal(one_hot(torch.tensor([0, 4]), 5, dtype=torch.float64),
+                       torch.tensor([[1.0, 0, 0, 0, 0], [0, 0, 0, 0, 1]], dtype=torch.float64))
+    assert one_hot(torch.tensor([0, 4]), 5, dtype=torch.float64).dtype == torch.float64
+    assert torch.equal(one_hot(torch.tensor(2, dtype=torch.int32), 3), torch.tensor([0.0, 0.0, 1.0]))
+    assert torch.equal(one_hot(torch.tensor([0]), 1), torch.ones(1, 1))  # id V-1 is allowed
+
+
+def test_embed_by_matmul_weight_checks_and_dtype():
+    with pytest.raises(ValueError, match=r"weight must be a 2-D \(V, C\) tensor, got list"):
+        embed_by_matmul(torch.tensor([0]), [[1.0]])
+    with pytest.raises(ValueError, match=r"weight must be a 2-D \(V, C\) tensor, got \(2, 2, 2\)"):
+        embed_by_matmul(torch.tensor([0]), torch.zeros(2, 2, 2))
+    with pytest.raises(ValueError, match=r"\[0, 1\] \(vocab_size=2\)"):  # V comes from the weight's rows
+        embed_by_matmul(torch.tensor([2]), torch.zeros(2, 3))
+    W = torch.arange(6.0, dtype=torch.float64).reshape(3, 2)
+    got = embed_by_matmul(torch.tensor([2, 0]), W)
+    assert got.dtype == torch.float64 and torch.equal(got, W[[2, 0]])
+
+
+def test_cosine_similarity_argument_checks_name_the_side():
+    with pytest.raises(ValueError, match=r"a must be a 2-D \(N, C\) tensor, got \(3,\)"):
+        cosine_similarity(torch.zeros(3))
+    with pytest.raises(ValueError, match=r"b must be a 2-D \(N, C\) tensor, got list"):
+        cosine_similarity(torch.zeros(2, 3), [[0.0, 0.0, 0.0]])
+    with pytest.raises(ValueError, match=r"b must be a floating tensor, got dtype torch.int64"):
+        cosine_similarity(torch.zeros(2, 3), torch.zeros(2, 3, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"a and b need the same width C, got a \(2, 3\), b \(2, 4\)"):
+        cosine_similarity(torch.zeros(2, 3), torch.zeros(2, 4))
+
+
+def test_cosine_similarity_b_defaults_to_a_and_eps_clamps_tiny_norms():
+    g = torch.Generator().manual_seed(6)
+    a = torch.randn(4, 3, generator=g, dtype=torch.float64)
+    assert torch.equal(cosine_similarity(a), cosine_similarity(a, a))
+    assert cosine_similarity(a, a[:2]).shape == (4, 2)
+    tiny = torch.tensor([[1e-9, 0.0]], dtype=torch.float64)  # norm 1e-9 < eps = 1e-8: scaled to length 0.1
+    assert cosine_similarity(tiny).item() == pytest.approx(0.01, rel=1e-9)
+    assert cosine_similarity(tiny, eps=1e-12).item() == pytest.approx(1.0, rel=1e-9)
+    assert cosine_similarity(tiny * 10).item() == pytest.approx(1.0, rel=1e-9)  # norm exactly eps: not shrunk
+
+
+def test_nearest_edges():
+    W = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.0]], dtype=torch.float64)
+    ids, sims = nearest(W, 2, k=3)  # rows 0, 1, 3 tie at 0: the lower id comes first
+    assert ids.tolist() == [0, 1, 3] and torch.equal(sims, torch.zeros(3, dtype=torch.float64))
+    ids, sims = nearest(W, 0, k=3)  # k = V - 1 is allowed with an id, and the id itself never comes back
+    assert ids.tolist() == [1, 3, 2] and torch.isfinite(sims).all()
+    assert sims.tolist() == pytest.approx([1.0, 1.0, 0.0])
+    ids, _ = nearest(W, torch.tensor([0, 1]), k=4)  # a vector leaves nothing out: k = V; ints are cast
+    assert ids.tolist() == [2, 0, 1, 3]
+    assert sims.dtype == torch.float64
+
+
+@pytest.mark.parametrize(
+    "query, k, match",
+    [
+        (True, 1, r"query must be an int id or a \(2,\) vector, got True"),
+        (-1, 1, r"query id -1 is outside \[0, 3\]"),
+        (4, 1, r"query id 4 is outside \[0, 3\]"),
+        (torch.zeros(3), 1, r"query must be an int id or a \(2,\) vector, got torch.Size\(\[3\]\)"),
+        (torch.zeros(1, 2), 1, r"query must be an int id or a \(2,\) vector"),
+        (1.0, 1, r"query must be an int id"),
+        (0, 0, r"k must be an int in \[1, 3\], got k=0"),
+        (0, 4, r"k must be an int in \[1, 3\], got k=4"),
+        (torch.zeros(2), 5, r"k must be an int in \[1, 4\], got k=5"),
+        (0, 2.0, r"k must be an int in \[1, 3\], got k=2.0"),
+        (0, True, r"k must be an int in \[1, 3\], got k=True"),
+    ],
+)
+def test_nearest_argument_errors(query, k, match):
+    W = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [2.0, 0.0]])
+    with pytest.raises(ValueError, match=match):
+        nearest(W, query, k=k)
+
+
+def test_nearest_default_k_and_weight_check():
+    W = torch.eye(7)
+    ids, sims = nearest(W, 0)
+    assert len(ids) == 5 and 0 not in ids.tolist() and ids.tolist() == [1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match=r"weight must be a 2-D \(V, C\) tensor"):
+        nearest(torch.zeros(3), 0)
+    with pytest.raises(ValueError, match=r"weight must be a 2-D \(V, C\) tensor, got 'W'"):
+        nearest("W", 0)
+
+
+def test_sinusoidal_defaults_and_argument_checks():
+    assert torch.equal(sinusoidal_positions(5, 6), sinusoidal_positions(5, 6, 10000.0, torch.float32))
+    torch.testing.assert_close(sinusoidal_positions(5, 6, dtype=torch.float64), _paper_pe(5, 6), rtol=0, atol=1e-12)
+    assert torch.equal(sinusoidal_positions(3, 4, base=100, dtype=torch.float64), sinusoidal_positions(3, 4, base=100.0, dtype=torch.float64))
+    sinusoidal_positions(2, 2, base=1.0001)  # any base > 1 is fine
+    for kwargs, match in [
+        (dict(T=True, d=4), r"sinusoidal_positions: T \(number of positions\) must be a positive int, got T=True"),
+        (dict(T=2.0, d=4), r"got T=2.0"),
+        (dict(T=2, d=True), r"sinusoidal_positions: d \(embedding width\) must be a positive int, got d=True"),
+        (dict(T=2, d=4.0), r"got d=4.0"),
+        (dict(T=2, d=-2), r"got d=-2"),
+        (dict(T=2, d=3), r"sinusoidal_positions: d must be even .*got d=3"),
+        (dict(T=2, d=4, base=1), r"sinusoidal_positions: base must be > 1, got base=1"),
+        (dict(T=2, d=4, base=0.5), r"base must be > 1, got base=0.5"),
+        (dict(T=2, d=4, base=True), r"base must be > 1, got base=True"),
+        (dict(T=2, d=4, dtype="float32"), r"sinusoidal_positions: dtype must be a floating dtype.*'float32'"),
+        (dict(T=2, d=4, dtype=torch.bool), r"dtype must be a floating dtype.*torch.bool"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            sinusoidal_positions(**kwargs)
+
+
+def test_rope_frequencies_defaults_values_and_checks():
+    cos, sin = rope_frequencies(3, 4)
+    assert cos.dtype == sin.dtype == torch.float32 and cos.shape == (3, 2)
+    c64, s64 = rope_frequencies(3, 4, dtype=torch.float64)
+    angle = torch.arange(3, dtype=torch.float64)[:, None] * torch.tensor([1.0, 10000.0 ** -0.5], dtype=torch.float64)
+    torch.testing.assert_close(c64, angle.cos(), rtol=0, atol=1e-15)
+    torch.testing.assert_close(s64, angle.sin(), rtol=0, atol=1e-15)
+    c2, s2 = rope_frequencies(2, 4, base=100.0, offset=5, dtype=torch.float64)
+    angle = torch.tensor([[5.0], [6.0]], dtype=torch.float64) * torch.tensor([1.0, 0.1], dtype=torch.float64)
+    torch.testing.assert_close(c2, angle.cos(), rtol=0, atol=1e-15)
+    torch.testing.assert_close(s2, angle.sin(), rtol=0, atol=1e-15)
+    for kwargs, match in [
+        (dict(offset=-1), r"rope_frequencies: offset must be an int >= 0, got -1"),
+        (dict(offset=1.0), r"offset must be an int >= 0, got 1.0"),
+        (dict(base=1.0), r"rope_frequencies: base must be > 1"),
+        (dict(dtype=torch.int64), r"rope_frequencies: dtype must be a floating dtype"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            rope_frequencies(3, 4, **kwargs)
+    with pytest.raises(ValueError, match=r"rope_frequencies: d must be even"):
+        rope_frequencies(3, 5)
+
+
+def test_learned_positions_checks_and_edges():
+    for args, match in [
+        ((0, 4), r"LearnedPositionalEmbedding: T \(number of positions\) must be a positive int, got T=0"),
+        ((8, 0), r"LearnedPositionalEmbedding: d \(embedding width\) must be a positive int, got d=0"),
+        ((True, 4), r"got T=True"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            LearnedPositionalEmbedding(*args)
+    lpe = LearnedPositionalEmbedding(8, 3)  # an odd width is fine for a learned table
+    assert lpe.wpe.weight.shape == (8, 3) and lpe.block_size == 8
+    assert "block_size=8" in repr(lpe)
+    assert torch.equal(lpe(1, offset=7), lpe.wpe.weight[7:8])  # offset + T == block_size is allowed
+    assert torch.equal(lpe(2), lpe(2, offset=0))
+    for args, kwargs, match in [
+        ((True,), {}, r"T must be a positive int, got T=True"),
+        ((2.0,), {}, r"T must be a positive int, got T=2.0"),
+        ((-1,), {}, r"got T=-1"),
+        ((2,), dict(offset=-1), r"offset must be an int >= 0, got -1"),
+        ((2,), dict(offset=1.0), r"offset must be an int >= 0, got 1.0"),
+        ((2,), dict(offset=7), r"T=2 positions \(offset=7\) exceeds block_size=8: learned positions exist only for 0..7"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            lpe(*args, **kwargs)
+
+
+def test_apply_rotary_argument_checks_and_dtype():
+    cos, sin = rope_frequencies(4, 8, dtype=torch.float64)
+    for x, c, s, match in [
+        ([[0.0] * 8] * 4, cos, sin, r"apply_rotary: x must be a \(\.\.\., T, d\) tensor, got \[\["),
+        (torch.zeros(8), cos, sin, r"x must be a \(\.\.\., T, d\) tensor, got torch.Size\(\[8\]\)"),
+        (torch.zeros(4, 8, dtype=torch.int32), cos, sin, r"x must be a floating tensor.*torch.int32"),
+        (torch.zeros(4, 8), cos.tolist(), sin, r"cos and sin must end in \(T, d/2\) = \(4, 4\) for x \(4, 8\), got cos \(\), sin \(4, 4\)"),
+        (torch.zeros(4, 8), cos, None, r"got cos \(4, 4\), sin \(\)"),
+        (torch.zeros(4, 8), cos, sin[None], r"got cos \(4, 4\), sin \(1, 4, 4\)"),
+        (torch.zeros(4, 8), cos[:3], sin[:3], r"\(T, d/2\) = \(4, 4\).*cos \(3, 4\)"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            apply_rotary(x, c, s)
+    x = torch.randn(2, 4, 8, generator=torch.Generator().manual_seed(7))
+    y = apply_rotary(x, cos, sin)  # float64 tables, float32 x: the result follows x
+    assert y.dtype == torch.float32
+    torch.testing.assert_close(y, apply_rotary(x.double(), cos, sin).float(), rtol=1e-6, atol=1e-6)
+    # tables with leading dims broadcast, e.g. one (1, T, d/2) table for every batch row
+    assert torch.equal(apply_rotary(x, cos[None], sin[None]), y)
