@@ -424,6 +424,21 @@ def test_trickling_server_meets_the_deadline(tiny):
     assert url in str(err.value)
 
 
+def test_server_trickling_its_headers_meets_the_deadline(tiny):
+    def respond(handler, srv):
+        srv.write(handler, b"HTTP/1.0 200 OK\r\nX-Slow: ")
+        for _ in range(150):  # a header that never ends: one byte every 20 ms, for 3 s at most
+            if srv.stop.wait(0.02):
+                return
+            srv.write(handler, b"z")
+
+    with _Scripted(respond) as srv:
+        url = srv.url("tiny.txt")
+        with pytest.raises(data.DownloadError, match=r"within the 0\.3 s deadline") as err:
+            data.download("tiny", url=url, timeout=5, deadline=0.3)
+    assert url in str(err.value)
+
+
 @pytest.mark.parametrize("kw", [{"timeout": 0}, {"deadline": -1}, {"deadline": float("nan")}])
 def test_timeout_and_deadline_must_be_positive(tiny, kw):
     with pytest.raises(ValueError, match=next(iter(kw))):

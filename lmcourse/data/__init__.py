@@ -10,8 +10,9 @@
   this course, kept as JSON Lines data files beside the module.
 - `python_docs`: `pydoc_prose()`, real English prose from `pydoc_data.topics`, which ships
   with CPython.
-- `downloads`: "tinyshakespeare", downloaded once, checked against a pinned sha256, cached;
-  offline it says where to put the file by hand.
+- `downloads`: "tinyshakespeare", downloaded once, checked against a pinned size and sha256,
+  cached; offline it says where to put the file by hand. `cached_path(name)` says whether a
+  verified copy is already there, without downloading.
 
 `load_text(name)` gives a whole text by name: "stories", "pydoc", or "tinyshakespeare".
 Every name is importable from `lmcourse.data` itself.

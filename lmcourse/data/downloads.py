@@ -8,6 +8,7 @@ import hashlib
 import http.client
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -106,16 +107,16 @@ def _fetch(url: str, size: int, timeout: float, deadline: float) -> bytes:
         chunks: list[bytes] = []
         got = 0
         while got <= size:
-            if time.monotonic() > end:
-                raise DownloadError(
-                    f"the download from {url} did not finish within the {deadline:g} s deadline "
-                    f"({got} of {size} bytes arrived); pass a larger `deadline` on a slow connection."
-                )
             chunk = resp.read1(min(1 << 16, size + 1 - got))  # returns as soon as any bytes arrive
             if not chunk:
                 break
             chunks.append(chunk)
             got += len(chunk)
+            if got < size and time.monotonic() > end:
+                raise DownloadError(
+                    f"the download from {url} did not finish within the {deadline:g} s deadline "
+                    f"({got} of {size} bytes arrived); pass a larger `deadline` on a slow connection."
+                )
     if got > size:
         raise DownloadError(
             f"{url} sent more than the pinned {size} bytes, so it is not the pinned file; stopped reading."
@@ -123,6 +124,31 @@ def _fetch(url: str, size: int, timeout: float, deadline: float) -> bytes:
     if announced is not None and got < announced:
         raise DownloadError(f"the connection to {url} closed after {got} of {announced} bytes.")
     return b"".join(chunks)
+
+
+def _fetch_by(url: str, size: int, timeout: float, deadline: float) -> bytes:
+    """`_fetch` with a hard deadline: it runs in a worker thread, and past `deadline` seconds
+    DownloadError, even while the server is still trickling its headers. The abandoned worker
+    holds at most `size` + 1 bytes and ends with the connection."""
+    outcome: dict[str, object] = {}
+
+    def work() -> None:
+        try:
+            outcome["data"] = _fetch(url, size, timeout, deadline)
+        except BaseException as e:  # handed to the caller below
+            outcome["error"] = e
+
+    worker = threading.Thread(target=work, name=f"lmcourse download {url}", daemon=True)
+    worker.start()
+    worker.join(deadline)
+    if worker.is_alive():
+        raise DownloadError(
+            f"the download from {url} did not finish within the {deadline:g} s deadline; "
+            f"pass a larger `deadline` on a slow connection."
+        )
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["data"]  # type: ignore[return-value]
 
 
 def _unwritable(folder: Path, e: OSError, filename: str = "") -> DownloadError:
@@ -139,8 +165,8 @@ def download(name: str, url: str | None = None, timeout: float = 30.0, deadline:
     The URL is `url`, else $LMCOURSE_<NAME>_URL, else the canonical one. The bytes must
     match the pinned size and sha256, else DownloadError and nothing is cached. The body is
     read in chunks and never past the pinned size plus one byte; each network operation may
-    wait `timeout` seconds and the whole download `deadline` seconds (checked as bytes
-    arrive), so neither an endless nor a trickling server can hold on. The cache folder is
+    wait `timeout` seconds and the whole download, headers included, `deadline` seconds, so
+    neither an endless nor a trickling server can hold on. The cache folder is
     created before anything is fetched, and the file is written to a temporary file in it and
     moved into place with os.replace, so a crash never leaves a half-written file.
     Derived in chapters/01_language_models.ipynb.
@@ -166,7 +192,7 @@ def download(name: str, url: str | None = None, timeout: float = 30.0, deadline:
         f"(or set {DATA_ENV} to a folder that holds {r.filename})." + stale
     )
     try:
-        data = _fetch(url, r.size, timeout, deadline)
+        data = _fetch_by(url, r.size, timeout, deadline)
     except DownloadError as e:
         raise DownloadError(f"could not download {name!r}: {e}{hint}") from e
     except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as e:
