@@ -1,4 +1,9 @@
-"""Downloadable texts, pinned by size and sha256 and cached (never at import, never in a chapter by default).
+"""Downloadable texts: an optional extra, never fetched at import or by a chapter by default.
+
+Each text is pinned by size and sha256 and cached under `cache_dir()` ($LMCOURSE_DATA, else
+the platform's cache folder). `download` trusts nothing the server does: it reads at most
+the pinned size plus one byte, gives up after a deadline, and words every failure as a
+`DownloadError` that names the URL and where the file can be placed by hand.
 
 Derived in chapters/01_language_models.ipynb.
 """
@@ -40,9 +45,10 @@ DATA_ENV = "LMCOURSE_DATA"
 
 
 class DownloadError(RuntimeError):
-    """A download failed, or what arrived does not match the pinned checksum.
+    """A download failed, what arrived does not match the pin, or the cache cannot be written.
 
-    The message names the URL and the cache path where the file can be placed by hand.
+    The message names the URL and the cache path where the file can be placed by hand, or
+    the cache folder and $LMCOURSE_DATA.
     """
 
 
