@@ -311,7 +311,7 @@ class BPETokenizer(Tokenizer):
             best = None
             while heap:
                 negc, pair = heapq.heappop(heap)
-                if negc < 0 and counts.get(pair, 0) == -negc:
+                if counts.get(pair, 0) == -negc:  # else stale: the count changed since the push
                     best = pair
                     break
             if best is None:
@@ -479,7 +479,8 @@ class BPETokenizer(Tokenizer):
 
     def truncated(self, num_merges: int) -> "BPETokenizer":
         """A copy that keeps only the first `num_merges` merges (the tokenizer after that many steps)."""
-        if not isinstance(num_merges, int) or not 0 <= num_merges <= len(self.merges):
+        if (not isinstance(num_merges, int) or isinstance(num_merges, bool)
+                or not 0 <= num_merges <= len(self.merges)):
             raise ValueError(f"num_merges must be in 0..{len(self.merges)}, got {num_merges}")
         tok = BPETokenizer(self.pattern, self._special_names)
         for pair, new_id in list(self.merges.items())[:num_merges]:
@@ -646,7 +647,7 @@ class WordPiece(Tokenizer):
             raise ValueError(f"WordPiece expects text as a str, got {type(text).__name__}")
         chars = []
         for ch in text:
-            if ch == "\x00" or ch == "\ufffd" or _is_control(ch):
+            if ch == "\ufffd" or _is_control(ch):  # \x00 is a control character too
                 continue
             if _is_cjk(ch):
                 chars += [" ", ch, " "]

@@ -703,3 +703,181 @@ def test_wordpiece_max_length_without_a_pair():
     for bad in (-1, 2.5, True, "8"):
         with pytest.raises(ValueError, match=f"max_length must be an int >= 0 or None, got {regex_escape(repr(bad))}"):
             wp.encode("hello", max_length=bad)
+
+
+# ------------------------------------------------------------------ pins: each branch, each default
+
+
+def test_char_tokenizer_messages_and_bounds():
+    tok = CharTokenizer.fit("ab")
+    with pytest.raises(ValueError, match=r"^CharTokenizer needs single characters, got 'ab'$"):
+        CharTokenizer(["ab", "c"])
+    with pytest.raises(ValueError, match=r"^character 'z' \(U\+007A\) at position 1 is not in the vocabulary of 2 "
+                                         r"characters; fit the tokenizer on text that contains it$"):
+        tok.encode("az")
+    with pytest.raises(ValueError, match=r"^character '🙂' \(U\+1F642\) at position 0 "):
+        tok.encode("\U0001f642")
+    assert tok.decode([0, 1]) == "ab"
+    for bad in (-1, 2):
+        with pytest.raises(ValueError, match=rf"^id {bad} is outside the vocabulary \(0\.\.1\)$"):
+            tok.decode([bad])
+
+
+def test_pair_counts_accumulate_with_weight():
+    counts = {(1, 2): 5}
+    assert get_pair_counts([1, 2, 1, 2], counts, weight=3) is counts
+    assert counts == {(1, 2): 11, (2, 1): 3}
+
+
+def test_defaults_and_small_helpers():
+    tok = BPETokenizer()
+    assert tok.pattern == GPT4_SPLIT_PATTERN and tok.special_tokens == {} and tok.vocab_size == 256
+    assert BPETokenizer("gpt2").pattern == GPT2_SPLIT_PATTERN
+    assert BPETokenizer(pattern="").split("") == [] and BPETokenizer(pattern="").split("a b") == ["a b"]
+    assert tok.split("") == [] and tok.split("hi there") == ["hi", " there"]
+    assert tok.token_str(10) == "\\n" and tok.token_str(32) == " " and tok.token_str(0xE7) == "\\xe7"
+    assert tok.encode("hi", allowed_special="none") == [104, 105]  # no special tokens: nothing to look for
+    tok.encode("hello world")  # chunks are cached (and the cached ids are the right ones)
+    assert tok._cache["hello"] == [104, 101, 108, 108, 111] and tok._cache[" world"] == [32, 119, 111, 114, 108, 100]
+    long = "(" + "a" * 100
+    with pytest.raises(ValueError, match=r"pattern '\(" + "a" * 59 + r"' is not a valid regex"):
+        BPETokenizer(pattern=long)
+    with pytest.raises(ValueError, match=r"the split pattern '\\\\w" + "a" * 58 + r"' does not cover"):
+        BPETokenizer(pattern=r"\w" + "a" * 80).split("b c")
+
+
+def test_train_bounds_verbose_and_no_merges(capsys):
+    assert BPETokenizer(pattern="").train("abab", 256).merges == {}  # 256: just the bytes
+    for bad in (255, True, "300"):
+        with pytest.raises(ValueError, match=f"got {regex_escape(repr(bad))}"):
+            BPETokenizer().train("abab", bad)
+    assert capsys.readouterr().out == ""
+    BPETokenizer(pattern="").train("aaabdaaabac", 258, verbose=True)
+    assert capsys.readouterr().out == ("merge 1: (97, 97) -> 256 ('aa') had 4 occurrences\n"
+                                       "merge 2: (97, 98) -> 257 ('ab') had 2 occurrences\n")
+    BPETokenizer(pattern="").train("aaabdaaabac", 258)
+    assert capsys.readouterr().out == ""
+    empty = BPETokenizer("gpt4", special_tokens=["<s>"]).train("", 300)
+    assert empty.merges == {} and empty.special_tokens == {"<s>": 256}
+
+
+def test_encode_messages_decode_errors_and_tokens(mixed_tok):
+    text = "Once upon a time.<|endoftext|>"
+    with pytest.raises(ValueError, match=r"^text contains the special token '<\|endoftext\|>' at position 17; pass "
+                                         r"allowed_special='all' to encode it as id 500, or 'none' to encode it as "
+                                         r"ordinary text$"):
+        mixed_tok.encode(text)
+    with pytest.raises(ValueError, match=r"^unknown special tokens \['<a>', '<b>'\]; known: \['<\|endoftext\|>', "
+                                         r"'<\|pad\|>'\]$"):
+        mixed_tok.encode(text, allowed_special={"<b>", "<a>", "<|pad|>"})
+    with pytest.raises(ValueError, match=r"^id 502 is not in the vocabulary \(size 502\)$"):
+        mixed_tok.decode([502])
+    with pytest.raises(ValueError, match=r"^id -1 is not in the vocabulary"):
+        mixed_tok.decode([-1])
+    assert mixed_tok.decode([499, 500, 501]) == mixed_tok.decode([499]) + "<|endoftext|><|pad|>"
+    cut = mixed_tok.encode("的")[:2] if len(mixed_tok.encode("的")) > 1 else list("的".encode())[:2]
+    assert mixed_tok.decode(cut, errors="ignore") == "" and mixed_tok.decode(cut) == "\ufffd"
+    with pytest.raises(UnicodeDecodeError):
+        mixed_tok.decode(cut, errors="strict")
+    assert mixed_tok.tokens("a<|pad|>", "all") == ["a", "<|pad|>"]
+    assert mixed_tok.tokens("a<|pad|>", "none")[-1] == ">"
+    assert mixed_tok.encode("", allowed_special="all") == []
+
+
+def test_truncated_keeps_special_tokens_and_refuses_bools():
+    tok = BPETokenizer(pattern="", special_tokens=["<s>"]).train("aaabdaaabac", 259)
+    assert tok.special_tokens == {"<s>": 259}
+    short = tok.truncated(1)
+    assert short.special_tokens == {"<s>": 257} and short.vocab_size == 258 and short.pattern == ""
+    assert short.decode(short.encode("aa<s>", "all")) == "aa<s>" and short.encode("aa<s>", "all") == [256, 257]
+    assert tok.truncated(3).merges == tok.merges
+    for bad in (True, -1):
+        with pytest.raises(ValueError, match=f"num_merges must be in 0..3, got {bad}"):
+            tok.truncated(bad)
+
+
+def test_save_writes_non_ascii_special_tokens_as_text(tmp_path):
+    tok = BPETokenizer(pattern=r"\p{Han}+|[^\p{Han}]+", special_tokens=["<|终|>"])
+    lines = tok.save(tmp_path / "zh.bpe").read_text(encoding="utf-8").split("\n")
+    assert lines == ["lmcourse-bpe 1", '"\\\\p{Han}+|[^\\\\p{Han}]+"', "1", '"<|终|>"', "0", ""]
+    back = BPETokenizer.load(tmp_path / "zh.bpe")
+    assert back.special_tokens == {"<|终|>": 256} and back.pattern == tok.pattern
+
+
+@pytest.mark.parametrize("index, value, message", [
+    (0, "x" * 60, r"is not a 'lmcourse-bpe 1' file \(first line '" + "x" * 40 + r"'\)$"),
+    (1, "y" * 60, r"line 2: expected the split pattern as a JSON string, got '" + "y" * 40 + "'$"),
+    (2, "9" * 30 + "z" * 30, r"line 3: expected the number of special tokens \(a whole number\), got '"
+     + "9" * 30 + "z" * 10 + "'$"),
+    (2, "３", r"line 3: expected the number of special tokens \(a whole number\), got '３'$"),
+    (5, "1" * 60, r"line 6: expected a merge 'left right<TAB>token', got '" + "1" * 40 + "'$"),
+    (8, "w" * 60, r"line 9: unexpected text after the last of 3 merges: '" + "w" * 40 + "'$"),
+])
+def test_load_messages_quote_at_most_40_characters(tmp_path, index, value, message):
+    lines = _saved_lines(tmp_path)
+    lines[index] = value
+    path = tmp_path / "long.bpe"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
+        BPETokenizer.load(path)
+
+
+# WordPiece's pre-tokenisation, one decision at a time
+
+@pytest.mark.parametrize("cp", range(33, 127))
+def test_wordpiece_ascii_punctuation_is_every_non_alphanumeric(cp):
+    ch, wp = chr(cp), WordPiece(VOCAB, lowercase=False)
+    expected = ["a" + ch + "b"] if ch.isalnum() else ["a", ch, "b"]
+    assert wp.basic_tokenize("a" + ch + "b") == expected
+
+
+@pytest.mark.parametrize("ch, expected", [
+    ("«", ["a", "«", "b"]), ("、", ["a", "、", "b"]), ("¿", ["a", "¿", "b"]),  # Unicode punctuation (P*)
+    ("€", ["a€b"]), ("±", ["a±b"]), ("é", ["aéb"]),                            # symbols and letters are not
+    ("\u00a0", ["a", "b"]), ("\u3000", ["a", "b"]), ("\r", ["a", "b"]), ("\n", ["a", "b"]),  # whitespace
+    ("\x7f", ["ab"]), ("\x85", ["ab"]), ("\u200b", ["ab"]), ("\ufffd", ["ab"]), ("\x00", ["ab"]),  # dropped
+])
+def test_wordpiece_unicode_punctuation_whitespace_and_control(ch, expected):
+    assert WordPiece(VOCAB, lowercase=False).basic_tokenize("a" + ch + "b") == expected
+
+
+_CJK_RANGES = [(0x4E00, 0x9FFF), (0x3400, 0x4DBF), (0x20000, 0x2A6DF), (0x2A700, 0x2B73F), (0x2B740, 0x2B81F),
+               (0x2B820, 0x2CEAF), (0xF900, 0xFAFF), (0x2F800, 0x2FA1F)]
+
+
+@pytest.mark.parametrize("lo, hi", _CJK_RANGES)
+def test_wordpiece_cjk_ranges_and_their_edges(lo, hi):
+    import unicodedata
+
+    wp = WordPiece(VOCAB, lowercase=False)
+    starts = {a for a, _ in _CJK_RANGES}
+    ends = {b for _, b in _CJK_RANGES}
+    for cp in (lo, hi):  # inside: a word of its own (NFC may map a compatibility ideograph); unassigned: dropped
+        expected = ["ab"] if unicodedata.category(chr(cp)) == "Cn" else ["a", unicodedata.normalize("NFC", chr(cp)), "b"]
+        assert wp.basic_tokenize(f"a{chr(cp)}b") == expected, hex(cp)
+    for cp in (lo - 1, hi + 1):  # outside (unless another range starts there)
+        if cp in ends or cp in starts:
+            continue
+        ch = chr(cp)
+        expected = ["ab"] if unicodedata.category(ch).startswith("C") else [f"a{ch}b"]
+        assert wp.basic_tokenize(f"a{ch}b") == expected, hex(cp)
+
+
+def test_wordpiece_never_split_defaults_and_options(tmp_path):
+    wp = WordPiece(VOCAB)
+    specials = ["[UNK]", "[SEP]", "[PAD]", "[CLS]", "[MASK]"]
+    assert wp.basic_tokenize(" ".join(specials) + " [NOPE]") == specials + ["[", "nope", "]"]
+    assert WordPiece(VOCAB, never_split=["[CLS]"]).basic_tokenize("[CLS] [SEP]") == ["[CLS]", "[", "sep", "]"]
+    assert WordPiece(VOCAB, never_split=["[XYZ]"]).basic_tokenize("[XYZ]") == ["[", "xyz", "]"]  # not in vocab
+    custom = WordPiece({"<unk>": 7, "a": 3, "##b": 9}, unk_token="<unk>")
+    assert custom.encode("ab a c") == [3, 9, 3, 7] and custom.decode([3, 9, 3, 7]) == "ab a <unk>"
+    assert custom.vocab_size == 3 and custom.inv_vocab == {7: "<unk>", 3: "a", 9: "##b"}
+    with pytest.raises(ValueError, match=r"^the unknown token '\[UNK\]' is not in the vocabulary$"):
+        WordPiece({"<unk>": 0})
+    with pytest.raises(ValueError, match=r"^id 4 is not in the vocabulary \(size 3\)$"):
+        custom.decode([4])
+    xs = WordPiece(["[UNK]", "x", "##x"])
+    assert xs.tokenize("x" * 100) == ["x"] + ["##x"] * 99 and xs.tokenize("x" * 101) == ["[UNK]"]
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(VOCAB), encoding="utf-8")
+    assert WordPiece.from_file(path, lowercase=False).tokenize("Hello hello") == ["[UNK]", "hello"]
