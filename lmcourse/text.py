@@ -119,9 +119,12 @@ class _Fold(dict):
 _FOLD = _Fold()
 
 
+_FOLDABLE = regex.compile(r"[\uff01-\uff5e\u3000]|(?![0-9])\d")
+
+
 def _fold(text: str) -> str:
-    """`text` with the same length, every character read as `_Fold` says (ASCII is unchanged)."""
-    return text if text.isascii() else text.translate(_FOLD)
+    """`text` with the same length, every character read as `_Fold` says (`text` itself if none changes)."""
+    return text.translate(_FOLD) if not text.isascii() and _FOLDABLE.search(text) else text
 
 
 # A match may not start right after a character the pattern could have started with: inside a
@@ -171,19 +174,20 @@ def _phone(m: regex.Match) -> str:
     return PLACEHOLDERS["phone"]
 
 
-def _sub(pattern: regex.Pattern, repl, text: str) -> str:
-    """pattern.sub(repl, text), with the pattern matched against the folded text and the
-    replacements made in the original (a match that `repl` returns unchanged keeps the original)."""
-    folded = _fold(text)
+def _sub(pattern: regex.Pattern, repl, text: str, folded: str) -> tuple[str, str]:
+    """pattern.sub(repl, ...) matched against `folded` (= _fold(text)), with each replacement made
+    in both `text` and `folded` (a match that `repl` returns unchanged keeps the original)."""
     if folded is text:
-        return pattern.sub(repl, text)
-    out, last = [], 0
+        text = pattern.sub(repl, text)
+        return text, text
+    out, out_folded, last = [], [], 0
     for m in pattern.finditer(folded):
         new = repl if isinstance(repl, str) else repl(m)
         if new != m.group(0):
             out += [text[last:m.start()], new]
+            out_folded += [folded[last:m.start()], new]
             last = m.end()
-    return "".join(out) + text[last:]
+    return "".join(out) + text[last:], "".join(out_folded) + folded[last:]
 
 
 def scrub_pii(text: str) -> str:
@@ -195,8 +199,9 @@ def scrub_pii(text: str) -> str:
     """
     if not isinstance(text, str):
         raise ValueError(f"scrub_pii expects a str, got {type(text).__name__}")
-    text = _sub(_EMAIL, PLACEHOLDERS["email"], text)
-    text = _sub(_CARD, _card, text)
-    text = _sub(_IP, PLACEHOLDERS["ip"], text)
-    text = _sub(_PHONE, _phone, text)
+    folded = _fold(text)  # placeholders are ASCII, so folding commutes with each replacement
+    text, folded = _sub(_EMAIL, PLACEHOLDERS["email"], text, folded)
+    text, folded = _sub(_CARD, _card, text, folded)
+    text, folded = _sub(_IP, PLACEHOLDERS["ip"], text, folded)
+    text, folded = _sub(_PHONE, _phone, text, folded)
     return text

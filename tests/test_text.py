@@ -165,7 +165,7 @@ HOSTILE = ["%20", "1", ".", "@", "-", " ", "+", "a.", "a@", "1 ", "1.", "1-", "+
            "１", "٤", "％２０", "\u3000１"]
 
 
-def _cpu_seconds(fn, text: str, repeats: int = 5) -> float:
+def _cpu_seconds(fn, text: str, repeats: int = 3) -> float:
     best = float("inf")
     for _ in range(repeats):
         t = time.process_time()
@@ -174,7 +174,7 @@ def _cpu_seconds(fn, text: str, repeats: int = 5) -> float:
     return best
 
 
-def _assert_linear(fn, unit: str, label: str, n: int = 4000) -> None:
+def _assert_linear(fn, unit: str, label: str, n: int = 2000) -> None:
     # 8x the text must cost about 8x the work; quadratic work would cost 64x. The bound (24x plus
     # 2 ms for timer resolution) is loose enough for a loaded machine and tight enough to catch it.
     small, large = unit * (n // len(unit)), unit * (8 * n // len(unit))
@@ -232,6 +232,10 @@ def test_luhn_rejects_non_strings(bad):
         ("ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ さん", "<EMAIL> さん"),
         ("server １９２．１６８．０．１２ down", "server <IP> down"),
         ("mixed ４111 1111 １111 1111 and 415-555-0132", "mixed <CARD> and <PHONE>"),
+        # every stage matches the folded text, also after an earlier stage replaced something
+        ("ｊａｎｅ＠ｅｘａｍｐｌｅ．ｃｏｍ， ＋４４ ２０ ７９４６ ０９５８， １．２．３．４", "<EMAIL>， <PHONE>， <IP>"),
+        ("１．２．３．４ ４１１１ １１１１ １１１１ １１１１ ａ＠ｂ．ｃｏ ＋４４ ２０ ７９４６ ０９５８",
+         "<IP> <CARD> <EMAIL> <PHONE>"),
     ],
 )
 def test_scrub_pii_catches_non_ascii_digits(raw, expected):
