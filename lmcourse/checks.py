@@ -164,10 +164,11 @@ class Exercise:
         (tests/test_exercises_text.py checks that each solutions notebook carries it verbatim).
         """
         ref, *others = self.forbidden_names()
-        names = "".join(f"`{n}`, " for n in others)
+        names = "".join(f"`{n}`, " for n in others[:-1]) + (f"`{others[-1]}` and " if others else "")
         return (
-            f"**Not allowed:** {names}or this exercise's own reference `{ref}`. "
-            "`check()` warns when your function calls one of them, and the grader gives such an answer 0."
+            f"**Not allowed:** {names}this exercise's own reference `{ref}`. "
+            f"`check()` warns when your function calls {'one of them' if others else 'it'}, "
+            "and the grader gives such an answer 0."
         )
 
     # -- running ------------------------------------------------------------------------

@@ -589,7 +589,7 @@ def test_solution_prints_the_students_name_and_their_earlier_functions():
 def test_rules_name_every_forbidden_function():
     ex = _forbidding(["math.fsum", "math.prod"])
     assert ex.rules() == (
-        f"**Not allowed:** `math.fsum`, `math.prod`, or this exercise's own reference `{__name__}._fsum_ref`. "
+        f"**Not allowed:** `math.fsum`, `math.prod` and this exercise's own reference `{__name__}._fsum_ref`. "
         "`check()` warns when your function calls one of them, and the grader gives such an answer 0."
     )
 
@@ -597,3 +597,9 @@ def test_rules_name_every_forbidden_function():
 def test_hint_without_text_says_so(capsys):
     _make_cases([]).hint()
     assert capsys.readouterr().out == "No hint for this one: re-read the exercise statement.\n"
+
+
+def test_rules_with_only_the_reference():
+    assert _forbidding([]).rules() == (f"**Not allowed:** this exercise's own reference `{__name__}._fsum_ref`. "
+                                       "`check()` warns when your function calls it, and the grader gives such an answer 0.")
+    assert _forbidding(["math.fsum"]).rules().startswith("**Not allowed:** `math.fsum` and this exercise's own")
