@@ -2,10 +2,19 @@
 
 One place holds the repository slug, so every Colab link (README badges, the
 notebooks' install line) is derived from it.
+
+It also says what a *course folder* is, because the command line acts on the course you
+stand in, never on the folder the package happens to be installed in: a course folder
+holds `chapters/` or `solutions/` with at least one numbered notebook (`NN_topic.ipynb`,
+the names the tools act on). `find_root` walks up from the current directory to the first
+such folder.
 """
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 REPO_SLUG = "lmcourse/lmcourse"
 BRANCH = "main"
@@ -41,6 +50,48 @@ CHAPTERS: tuple[Chapter, ...] = (
 )
 
 
+COURSE_FOLDERS = ("chapters", "solutions")
+_NUMBERED = re.compile(r"^\d\d_.*\.ipynb$")
+
+
+class NotACourseError(ValueError):
+    """The folder the command line was asked to act on is not a course folder."""
+
+
+def is_course_root(path: str | os.PathLike) -> bool:
+    """True when `path` holds chapters/ or solutions/ with at least one NN_topic.ipynb notebook."""
+    path = Path(path)
+    for name in COURSE_FOLDERS:
+        folder = path / name
+        if folder.is_dir() and any(_NUMBERED.match(p.name) and p.is_file() for p in folder.iterdir()):
+            return True
+    return False
+
+
+def find_root(start: str | os.PathLike | None = None, *, root: str | os.PathLike | None = None) -> Path:
+    """The course folder to act on: `root` when given (it must be one), else the nearest course
+    folder at or above `start` (default: the current directory). NotACourseError otherwise.
+
+    A course folder holds chapters/ or solutions/ with at least one numbered notebook
+    (NN_topic.ipynb).
+    """
+    what = "a course folder holds chapters/ or solutions/ with numbered notebooks (NN_topic.ipynb)"
+    if root is not None:
+        root = Path(root).expanduser().resolve()
+        if not root.is_dir():
+            raise NotACourseError(f"--root {root}: no such folder")
+        if not is_course_root(root):
+            raise NotACourseError(f"--root {root}: not a course folder; {what}")
+        return root
+    here = Path(start if start is not None else os.getcwd()).expanduser().resolve()
+    for folder in (here, *here.parents):
+        if is_course_root(folder):
+            return folder
+    raise NotACourseError(
+        f"{here} is not inside a course folder; {what}. Run this from your course checkout, or pass --root DIR"
+    )
+
+
 def colab_url(path: str) -> str:
     """Colab URL that opens `path` (e.g. "chapters/00_getting_started.ipynb") from GitHub."""
     return f"https://colab.research.google.com/github/{REPO_SLUG}/blob/{BRANCH}/{path}"
@@ -57,10 +108,11 @@ MAP_END = "<!-- course-map:end -->"
 
 
 def course_map_markdown(root=None) -> str:
-    """The README's course-map table: one row per chapter, a Colab badge where the notebook exists."""
-    from pathlib import Path
+    """The README's course-map table: one row per chapter, a Colab badge where the notebook exists.
 
-    root = Path(root) if root else Path(__file__).resolve().parents[1]
+    `root` is the course folder (default: `find_root()` from the current directory).
+    """
+    root = Path(root) if root else find_root()
     rows = ["| # | chapter | library | open |", "|---|---|---|---|"]
     for ch in CHAPTERS:
         path = f"chapters/{ch.filename}"
@@ -75,9 +127,11 @@ def course_map_markdown(root=None) -> str:
 
 
 def update_readme(readme, root=None) -> str:
-    """README text with the course map between its markers replaced (ValueError without markers)."""
-    from pathlib import Path
+    """README text with the course map between its markers replaced (ValueError without markers).
 
+    `root` is the course folder whose chapters get links (default: the README's own folder).
+    """
+    root = root if root is not None else Path(readme).resolve().parent
     text = Path(readme).read_text(encoding="utf-8")
     if MAP_BEGIN not in text or MAP_END not in text:
         raise ValueError(f"{readme}: no course-map markers ({MAP_BEGIN!r} ... {MAP_END!r})")

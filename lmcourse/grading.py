@@ -43,6 +43,10 @@ NOTEBOOK_SECONDS = 600
 MEMORY_MB = 2048
 
 
+class GraderError(RuntimeError):
+    """The grader itself could not grade (a worker that cannot start): nobody in the class is to blame."""
+
+
 # -- values across the process boundary: JSON only, never pickle from student code ---------
 def encode(value: Any) -> Any:
     """A JSON-safe form of a return value (tensors, arrays, numbers, str, lists, tuples, dicts)."""

@@ -2,9 +2,20 @@
 
 `run_notebooks` executes each notebook in a fresh kernel with a fixed environment (seeds,
 thread count), stops at the first error showing the failing cell, and records wall times in
-one timings file. `build_exercise` turns an instructor solution into the student version:
+the course folder's timings file (tests/notebook_timings.json; not recorded when the course
+has no tests/ folder). `build_exercise` turns an instructor solution into the student version:
 nbgrader's `### BEGIN SOLUTION` / `### END SOLUTION` blocks become
 `raise NotImplementedError("Exercise N.k")`, hidden-test blocks are dropped, outputs cleared.
+
+Markers are exact lines. A line that looks like a marker but is not one (`###BEGIN SOLUTION`,
+`## BEGIN SOLUTION`, lower case, a marker after code) is an error, and so is a solution
+notebook with no solution block at all, since its exercise would hold the whole solution:
+a notebook that has no exercises says so in its metadata, `{"lmcourse": {"exercises": 0}}`
+(when present, that number must equal the number of solution blocks).
+
+Every function here takes the course folder (`lmcourse.course.find_root`) as an argument:
+the tools act on the course you stand in, never on the installed package's folder, and
+never delete a file they did not write.
 """
 from __future__ import annotations
 
@@ -19,9 +30,9 @@ from pathlib import Path
 from .atomic import write_atomic
 from .course import pip_spec
 
-ROOT = Path(__file__).resolve().parents[1]
-TIMINGS_FILE = ROOT / "tests" / "notebook_timings.json"
+TIMINGS = Path("tests") / "notebook_timings.json"  # relative to the course folder
 DEFAULT_THREADS = 2
+COURSE_DIRS = ("chapters", "solutions", "exercises")
 
 # The first code cell of every notebook. On Colab lmcourse is missing, so it is installed;
 # everywhere else this is one import and one call.
@@ -41,7 +52,15 @@ MARKDOWN_PLACEHOLDER = "YOUR ANSWER HERE"
 
 
 class MarkerError(ValueError):
-    """A solution notebook has unterminated, stray or nested markers."""
+    """A solution notebook has unterminated, stray, nested or misspelt markers, or none at all."""
+
+
+class NothingToBuild(ValueError):
+    """solutions/ is missing or holds no notebooks: there is nothing to build exercises from."""
+
+
+class NotebookError(ValueError):
+    """A path given to the runner is not a notebook it can run (a folder, not JSON, not a notebook)."""
 
 
 def dumps(nb) -> str:
@@ -80,20 +99,49 @@ def _folder(path: Path) -> str:
     return path.resolve().parent.name
 
 
+def read_notebook(path: Path):
+    """The notebook at `path`; NotebookError with a one-line reason when it is not one."""
+    import nbformat
+
+    path = Path(path)
+    if not path.exists():
+        raise NotebookError(f"{path}: no such notebook")
+    if path.is_dir():
+        raise NotebookError(f"{path}: is a folder, not a notebook (give the .ipynb files, e.g. {path}/*.ipynb)")
+    try:
+        return nbformat.read(path, as_version=4)
+    except (UnicodeDecodeError, nbformat.reader.NotJSONError, json.JSONDecodeError):
+        raise NotebookError(f"{path}: not a notebook (its content is not JSON)") from None
+    except Exception as exc:  # nbformat's validation and version errors
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise NotebookError(f"{path}: not a valid notebook ({first[:200]})") from None
+
+
+def _positive(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+
+
 def execute(path: Path, *, timeout: int = 600, threads: int = DEFAULT_THREADS, save: bool | None = None) -> RunResult:
     """Execute one notebook in a fresh kernel; save outputs in place unless it is an exercise.
 
     Exercises (a notebook under exercises/) are stored clean, so by default they are run
-    and timed but not rewritten.
+    and timed but not rewritten. `timeout` is seconds per cell (> 0). A failure is returned,
+    not raised: `error` names the file and the cell (1-based, counting every cell).
     """
-    import nbformat
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+    _positive("timeout", timeout)
     path = Path(path)
     if save is None:
         save = _folder(path) != "exercises"
-    nb = nbformat.read(path, as_version=4)
+    nb = read_notebook(path)
+    current = {"cell": 0}
+
+    def on_cell_start(cell, cell_index):
+        current["cell"] = cell_index + 1
+
     client = NotebookClient(
         nb,
         timeout=timeout,
@@ -101,6 +149,7 @@ def execute(path: Path, *, timeout: int = 600, threads: int = DEFAULT_THREADS, s
         resources={"metadata": {"path": str(path.resolve().parent)}},
         allow_errors=False,
         record_timing=False,
+        on_cell_start=on_cell_start,
     )
     # The kernel inherits this process's environment: pin it for the run.
     old = dict(os.environ)
@@ -109,8 +158,14 @@ def execute(path: Path, *, timeout: int = 600, threads: int = DEFAULT_THREADS, s
     try:
         client.execute()
         ok, error = True, ""
+    except CellTimeoutError:
+        ok, error = False, f"{path}: cell {current['cell']} did not finish within the {timeout:g} s cell timeout; stopped"
     except CellExecutionError as exc:
-        ok, error = False, str(exc)
+        ok, error = False, f"{path}: cell {current['cell']} raised an error:\n{exc}"
+    except DeadKernelError:
+        ok, error = False, f"{path}: the kernel died while running cell {current['cell']}"
+    except Exception as exc:  # the kernel could not start, or a message was lost: still one line
+        ok, error = False, f"{path}: could not run (cell {current['cell']}): {type(exc).__name__}: {str(exc).strip()[:200]}"
     finally:
         seconds = time.perf_counter() - start
         os.environ.clear()
@@ -125,43 +180,60 @@ def execute(path: Path, *, timeout: int = 600, threads: int = DEFAULT_THREADS, s
     return RunResult(path, seconds, ok, error)
 
 
-def record_timings(results: list[RunResult], file: Path = TIMINGS_FILE) -> None:
-    """Merge the wall times of successful runs into the one timings file."""
+def timings_file(root: Path) -> Path | None:
+    """The course folder's timings file, tests/notebook_timings.json; None when it has no tests/."""
+    root = Path(root)
+    return root / TIMINGS if (root / TIMINGS.parent).is_dir() else None
+
+
+def record_timings(results: list[RunResult], file: Path, root: Path | None = None) -> None:
+    """Merge the wall times of successful runs into the timings file (keys relative to `root`)."""
+    file = Path(file)
     data = json.loads(file.read_text()) if file.exists() else {}
     for r in results:
         if r.ok:
-            try:
-                key = r.path.resolve().relative_to(ROOT).as_posix()
-            except ValueError:
-                key = r.path.as_posix()
+            key = r.path.as_posix()
+            if root is not None:
+                try:
+                    key = r.path.resolve().relative_to(Path(root).resolve()).as_posix()
+                except ValueError:
+                    pass
             data[key] = round(r.seconds, 1)
     data["_threads"] = data.get("_threads", DEFAULT_THREADS)
     write_atomic(file, json.dumps(dict(sorted(data.items())), indent=1) + "\n")
 
 
 def run_notebooks(
-    paths: list[Path], *, timeout: int = 600, threads: int = DEFAULT_THREADS, out=None, timings: Path | None = None
+    paths: list[Path], *, timeout: int = 600, threads: int = DEFAULT_THREADS, out=None,
+    timings: Path | None = None, root: Path | None = None,
 ) -> int:
-    """Execute notebooks in order, stop at the first failure; 0 when all ran."""
+    """Execute notebooks in order, stop at the first failure; 0 when all ran.
+
+    Every path is read first, so a folder or a file that is not a notebook is refused
+    (NotebookError) before anything runs. Wall times go to `timings` when given.
+    """
     out = out or sys.stdout
-    timings = timings or TIMINGS_FILE
+    _positive("timeout", timeout)
+    paths = [Path(p) for p in paths]
+    for p in paths:
+        read_notebook(p)
     results = []
     for p in paths:
         print(f"run  {p} ...", end="", flush=True, file=out)
-        r = execute(Path(p), timeout=timeout, threads=threads)
+        r = execute(p, timeout=timeout, threads=threads)
         results.append(r)
         print(f" {r.seconds:6.1f} s {'ok' if r.ok else 'FAILED'}", file=out)
         if not r.ok:
             print(r.error, file=out)
-            record_timings(results, timings)
-            return 1
-    record_timings(results, timings)
-    return 0
+            break
+    if timings is not None:
+        record_timings(results, timings, root)
+    return 0 if all(r.ok for r in results) else 1
 
 
-def all_notebooks() -> list[Path]:
-    """chapters/, solutions/, then exercises/ (exercises last: they are generated)."""
-    return [p for d in ("chapters", "solutions", "exercises") for p in sorted((ROOT / d).glob("*.ipynb"))]
+def all_notebooks(root: Path) -> list[Path]:
+    """The course folder's chapters/, solutions/, then exercises/ (exercises last: they are generated)."""
+    return [p for d in COURSE_DIRS for p in sorted((Path(root) / d).glob("*.ipynb")) if p.is_file()]
 
 
 # -- exercises from solutions ------------------------------------------------------------
@@ -176,11 +248,29 @@ def chapter_number(path: Path) -> int:
     return int(m.group(1))
 
 
+_MARKERS = (BEGIN_SOLUTION, END_SOLUTION, BEGIN_HIDDEN, END_HIDDEN)
+# A comment that looks like a marker: any number of '#', any spacing, any case, anywhere in the line.
+_MARKER_LIKE = re.compile(r"#+\s*(begin|end)\s*(solution|hidden)", re.IGNORECASE)
+
+
+def _near_miss(line: str, where: str, n: int, *, anywhere: bool) -> None:
+    tag = line.strip()
+    if tag in _MARKERS:
+        return
+    found = _MARKER_LIKE.search(tag) if anywhere else _MARKER_LIKE.match(tag)
+    if found:
+        raise MarkerError(
+            f"{where} line {n}: {tag[:80]!r} looks like a marker but is not one, so it would leak into the "
+            f"exercise; write a marker exactly, on a line of its own: {' / '.join(repr(m) for m in _MARKERS)}"
+        )
+
+
 def _strip_code(source: str, where: str, counter: list[int], chapter: int) -> str:
     out: list[str] = []
     state = None  # None, "solution" or "hidden"
-    for line in source.split("\n"):
+    for n, line in enumerate(source.split("\n"), 1):
         tag = line.strip()
+        _near_miss(line, where, n, anywhere=True)
         if tag in (BEGIN_SOLUTION, BEGIN_HIDDEN):
             if state is not None:
                 raise MarkerError(f"{where}: {tag!r} inside an open {state} block (markers cannot nest)")
@@ -203,15 +293,17 @@ def _strip_code(source: str, where: str, counter: list[int], chapter: int) -> st
     return "\n".join(out)
 
 
-def _strip_markdown(source: str, where: str) -> str:
+def _strip_markdown(source: str, where: str, counter: list[int]) -> str:
     out: list[str] = []
     state = None
-    for line in source.split("\n"):
+    for n, line in enumerate(source.split("\n"), 1):
         tag = line.strip()
+        _near_miss(line, where, n, anywhere=False)
         if tag == BEGIN_SOLUTION:
             if state:
                 raise MarkerError(f"{where}: {tag!r} inside an open solution block (markers cannot nest)")
             state = "solution"
+            counter[0] += 1
             out.append(MARKDOWN_PLACEHOLDER)
             continue
         if tag == END_SOLUTION:
@@ -228,47 +320,110 @@ def _strip_markdown(source: str, where: str) -> str:
     return "\n".join(out)
 
 
+NO_EXERCISES = {"lmcourse": {"exercises": 0}}
+
+
 def build_exercise(solution_path: Path):
-    """The student version of a solution notebook (a new notebook; nothing is written)."""
+    """The student version of a solution notebook (a new notebook; nothing is written).
+
+    MarkerError (naming the file, and the cell and line where there is one) for bad or
+    misspelt markers, and for a notebook with no solution block unless its metadata says
+    it has no exercises: {"lmcourse": {"exercises": 0}}.
+    """
     import nbformat
 
     solution_path = Path(solution_path)
     nb = nbformat.read(solution_path, as_version=4)
     chapter = chapter_number(solution_path)
-    counter = [0]
+    code_blocks, text_blocks = [0], [0]
     for i, cell in enumerate(nb.cells, 1):
         where = f"{solution_path} cell {i}"
         if cell.cell_type == "code":
-            cell.source = _strip_code(cell.source, where, counter, chapter)
+            cell.source = _strip_code(cell.source, where, code_blocks, chapter)
             cell.outputs = []
             cell.execution_count = None
             cell.metadata.pop("execution", None)
         elif cell.cell_type == "markdown":
-            cell.source = _strip_markdown(cell.source, where)
+            cell.source = _strip_markdown(cell.source, where, text_blocks)
+    blocks = code_blocks[0] + text_blocks[0]
+    declared = nb.metadata.get("lmcourse", {}).get("exercises") if isinstance(nb.metadata.get("lmcourse"), dict) else None
+    if declared is not None:
+        if isinstance(declared, bool) or not isinstance(declared, int) or declared < 0:
+            raise MarkerError(f"{solution_path}: metadata lmcourse.exercises must be a whole number >= 0, got {declared!r}")
+        if declared != blocks:
+            raise MarkerError(
+                f"{solution_path}: its metadata says {declared} exercise(s) (lmcourse.exercises) "
+                f"but it has {blocks} {BEGIN_SOLUTION!r} block(s)"
+            )
+    elif blocks == 0:
+        raise MarkerError(
+            f"{solution_path}: no {BEGIN_SOLUTION!r} block, so its exercise would hold the whole solution. "
+            f"Mark the solution code; or, if this notebook has no exercises, say so in its metadata: "
+            f"{json.dumps(NO_EXERCISES)}"
+        )
     nb.metadata.pop("widgets", None)
     return nb
 
 
-def build_exercises(root: Path = ROOT) -> list[Path]:
-    """Write exercises/ from solutions/; return the files written. Stale exercises are removed."""
-    written = []
-    sources = sorted((root / "solutions").glob("*.ipynb"))
-    names = {p.name for p in sources}
-    for src in sources:
-        dst = root / "exercises" / src.name
-        write_atomic(dst, dumps(build_exercise(src)))
-        written.append(dst)
-    for stale in (root / "exercises").glob("*.ipynb"):
-        if stale.name not in names:
-            stale.unlink()
-    return written
+@dataclass
+class Build:
+    """What `build_exercises` did: files written (changed or new), unchanged, strays found, strays removed."""
+
+    written: list[Path]
+    unchanged: list[Path]
+    strays: list[Path]
+    removed: list[Path]
 
 
-def check_exercises(root: Path = ROOT) -> list[str]:
-    """Every problem that `build_exercises` would fix: empty when exercises/ is in sync."""
+def _solution_sources(root: Path) -> list[Path]:
+    folder = Path(root) / "solutions"
+    if not folder.is_dir():
+        raise NothingToBuild(f"{folder}: no such folder, so there is nothing to build exercises from; exercises/ was left as it is")
+    sources = sorted(p for p in folder.glob("*.ipynb") if p.is_file())
+    if not sources:
+        raise NothingToBuild(f"{folder} holds no notebooks, so there is nothing to build exercises from; exercises/ was left as it is")
+    return sources
+
+
+def _strays(root: Path, names: set[str]) -> list[Path]:
+    """exercises/*.ipynb with no solution of the same name: files the generator did not write."""
+    return sorted(p for p in (Path(root) / "exercises").glob("*.ipynb") if p.name not in names)
+
+
+def build_exercises(root: Path, *, prune: bool = False) -> Build:
+    """Write exercises/NN.ipynb from each solutions/NN.ipynb under the course folder `root`.
+
+    Every exercise is built before any is written, so a marker error writes nothing.
+    Only exercises named after a solution are (over)written: those are the generator's.
+    Any other exercises/*.ipynb (a "…-Copy1.ipynb", an exercise whose solution was removed)
+    is a stray: listed, and deleted only with `prune=True`. NothingToBuild when solutions/
+    is missing or empty.
+    """
+    root = Path(root)
+    sources = _solution_sources(root)
+    built = [(root / "exercises" / src.name, dumps(build_exercise(src))) for src in sources]
+    result = Build([], [], _strays(root, {src.name for src in sources}), [])
+    for dst, text in built:
+        if dst.exists() and dst.read_text(encoding="utf-8") == text:
+            result.unchanged.append(dst)
+        else:
+            write_atomic(dst, text)
+            result.written.append(dst)
+    if prune:
+        for stray in result.strays:
+            stray.unlink()
+            result.removed.append(stray)
+    return result
+
+
+def check_exercises(root: Path) -> list[str]:
+    """Every problem that `build_exercises(root, prune=True)` would fix: empty when exercises/ is in sync.
+
+    NothingToBuild when solutions/ is missing or empty (never "in sync" with nothing).
+    """
+    root = Path(root)
     problems = []
-    sources = sorted((root / "solutions").glob("*.ipynb"))
-    names = {p.name for p in sources}
+    sources = _solution_sources(root)
     for src in sources:
         dst = root / "exercises" / src.name
         want = dumps(build_exercise(src))
@@ -276,7 +431,6 @@ def check_exercises(root: Path = ROOT) -> list[str]:
             problems.append(f"exercises/{src.name}: missing")
         elif dst.read_text(encoding="utf-8") != want:
             problems.append(f"exercises/{src.name}: differs from what `lmcourse exercises build` writes")
-    for extra in sorted((root / "exercises").glob("*.ipynb")):
-        if extra.name not in names:
-            problems.append(f"exercises/{extra.name}: has no solutions/{extra.name}")
+    for extra in _strays(root, {p.name for p in sources}):
+        problems.append(f"exercises/{extra.name}: has no solutions/{extra.name} (a stray: `lmcourse exercises build --prune` removes it)")
     return problems

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -56,6 +57,7 @@ def test_build_replaces_solutions_keeping_indentation_and_numbers(tmp_path):
 
 def test_build_drops_hidden_tests_and_outputs(tmp_path):
     nb = _nb("x = 1\n### BEGIN HIDDEN TESTS\nassert x == 1\n### END HIDDEN TESTS\nprint(x)")
+    nb.metadata["lmcourse"] = {"exercises": 0}
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", text="1\n")]
     nb.cells[0].execution_count = 3
     out = nbt.build_exercise(_write(tmp_path / "solutions" / "01_a.ipynb", nb))
@@ -87,9 +89,14 @@ def test_bad_markers_are_refused_naming_file_and_cell(tmp_path, source, needle):
     assert "03_c.ipynb cell 2" in str(info.value)
 
 
+def _no_exercises(nb):
+    nb.metadata["lmcourse"] = {"exercises": 0}
+    return nb
+
+
 def _mini_repo(tmp_path: Path) -> Path:
     _write(tmp_path / "solutions" / "00_a.ipynb", _nb(SOLVED))
-    _write(tmp_path / "solutions" / "01_b.ipynb", _nb("print(1)"))
+    _write(tmp_path / "solutions" / "01_b.ipynb", _no_exercises(_nb("print(1)")))
     (tmp_path / "exercises").mkdir()
     return tmp_path
 
@@ -110,21 +117,127 @@ def test_check_exercises_detects_missing_edited_and_stale(tmp_path):
     _write(repo / "exercises" / "07_orphan.ipynb", _nb("x"))
     assert set(nbt.check_exercises(repo)) == {
         "exercises/00_a.ipynb: differs from what `lmcourse exercises build` writes",
-        "exercises/07_orphan.ipynb: has no solutions/07_orphan.ipynb",
+        "exercises/07_orphan.ipynb: has no solutions/07_orphan.ipynb (a stray: `lmcourse exercises build --prune` removes it)",
     }
-    nbt.build_exercises(repo)
+    build = nbt.build_exercises(repo)
+    assert build.strays == [repo / "exercises" / "07_orphan.ipynb"] and build.removed == []
+    assert (repo / "exercises" / "07_orphan.ipynb").exists()  # a file the generator did not write stays
+    assert nbt.check_exercises(repo) == [
+        "exercises/07_orphan.ipynb: has no solutions/07_orphan.ipynb (a stray: `lmcourse exercises build --prune` removes it)"
+    ]
+    build = nbt.build_exercises(repo, prune=True)
+    assert build.removed == [repo / "exercises" / "07_orphan.ipynb"]
     assert nbt.check_exercises(repo) == [] and not (repo / "exercises" / "07_orphan.ipynb").exists()
 
 
-def test_cli_exercises_check_exit_codes(tmp_path, monkeypatch, capsys):
+def test_build_never_deletes_what_it_did_not_write(tmp_path, capsys):
     repo = _mini_repo(tmp_path)
-    orig_check, orig_build = nbt.check_exercises, nbt.build_exercises
-    monkeypatch.setattr(nbt, "check_exercises", lambda root=None: orig_check(repo))
-    monkeypatch.setattr(nbt, "build_exercises", lambda root=None: orig_build(repo))
-    assert cli(["exercises", "--check"]) == 1
+    nbt.build_exercises(repo)
+    copy = _write(repo / "exercises" / "00_a-Copy1.ipynb", _nb("my work = 1"))
+    (repo / "exercises" / "notes.txt").write_text("mine")
+    before = copy.read_text()
+    assert cli(["exercises", "build", "--root", str(repo)]) == 0
+    captured = capsys.readouterr()
+    assert "stray: exercises/00_a-Copy1.ipynb has no solutions/00_a-Copy1.ipynb; kept" in captured.err
+    assert "--prune" in captured.err
+    assert copy.read_text() == before and (repo / "exercises" / "notes.txt").exists()
+    assert "2 exercise notebook(s) already up to date" in captured.out  # and nothing rewritten
+    assert cli(["exercises", "build", "--prune", "--root", str(repo)]) == 0
+    assert "removed stray exercises/00_a-Copy1.ipynb" in capsys.readouterr().out
+    assert not copy.exists() and (repo / "exercises" / "notes.txt").exists()  # only notebooks are pruned
+
+
+@pytest.mark.parametrize("layout", ["missing", "empty", "only_other_files"])
+def test_build_refuses_without_solutions_and_deletes_nothing(tmp_path, capsys, layout):
+    repo = _mini_repo(tmp_path)
+    nbt.build_exercises(repo)
+    _write(repo / "chapters" / "00_a.ipynb", _nb("print(1)"))  # still a course folder
+    shutil.rmtree(repo / "solutions")
+    if layout != "missing":
+        (repo / "solutions").mkdir()
+    if layout == "only_other_files":
+        (repo / "solutions" / "README.md").write_text("x")
+    before = {p.name: p.read_text() for p in (repo / "exercises").iterdir()}
+    assert len(before) == 2
+    with pytest.raises(nbt.NothingToBuild, match="nothing to build"):
+        nbt.build_exercises(repo, prune=True)
+    with pytest.raises(nbt.NothingToBuild, match="nothing to build"):
+        nbt.check_exercises(repo)
+    for argv in (["exercises", "build", "--prune"], ["exercises", "--check"]):
+        assert cli([*argv, "--root", str(repo)]) == 2
+        err = capsys.readouterr().err
+        assert "nothing to build exercises from" in err and "in sync" not in err
+    assert {p.name: p.read_text() for p in (repo / "exercises").iterdir()} == before
+
+
+def test_a_marker_error_writes_nothing(tmp_path):
+    repo = _mini_repo(tmp_path)
+    _write(repo / "solutions" / "02_c.ipynb", _nb("### BEGIN SOLUTION\nx = 1"))
+    with pytest.raises(nbt.MarkerError):
+        nbt.build_exercises(repo)
+    assert list((repo / "exercises").iterdir()) == []
+
+
+def test_cli_exercises_check_exit_codes(tmp_path, capsys):
+    repo = _mini_repo(tmp_path)
+    assert cli(["exercises", "--check", "--root", str(repo)]) == 1
     assert "exercises/00_a.ipynb: missing" in capsys.readouterr().out
-    assert cli(["exercises", "build"]) == 0
-    assert cli(["exercises", "--check"]) == 0
+    assert cli(["exercises", "build", "--root", str(repo)]) == 0
+    assert "wrote exercises/00_a.ipynb" in capsys.readouterr().out
+    assert cli(["exercises", "--check", "--root", str(repo)]) == 0
+    assert cli(["exercises", "check", "--root", str(repo)]) == 0
+
+
+# -- markers that would leak the solution into the exercise -------------------------------
+def test_a_solution_without_markers_is_refused_unless_it_declares_no_exercises(tmp_path):
+    src = _write(tmp_path / "solutions" / "03_c.ipynb", _nb("def f(x):\n    return x + 1"))
+    with pytest.raises(nbt.MarkerError, match="no '### BEGIN SOLUTION' block") as info:
+        nbt.build_exercise(src)
+    assert "03_c.ipynb" in str(info.value) and '{"lmcourse": {"exercises": 0}}' in str(info.value)
+    nb = _nb("print('no exercises here')")
+    nb.metadata["lmcourse"] = {"exercises": 0}
+    assert nbt.build_exercise(_write(src, nb)).cells[0].source == "print('no exercises here')"
+
+
+@pytest.mark.parametrize("declared,needle", [(2, "says 2 exercise"), (0, "says 0 exercise"), (-1, ">= 0"), (True, ">= 0"), ("1", ">= 0")])
+def test_declared_exercise_count_must_match(tmp_path, declared, needle):
+    nb = _nb("### BEGIN SOLUTION\nx = 1\n### END SOLUTION")
+    nb.metadata["lmcourse"] = {"exercises": declared}
+    with pytest.raises(nbt.MarkerError, match=needle):
+        nbt.build_exercise(_write(tmp_path / "solutions" / "03_c.ipynb", nb))
+    nb.metadata["lmcourse"] = {"exercises": 1}
+    assert "raise NotImplementedError" in nbt.build_exercise(_write(tmp_path / "solutions" / "03_c.ipynb", nb)).cells[0].source
+
+
+NEAR_MISSES = [
+    "###BEGIN SOLUTION", "### begin solution", "## BEGIN SOLUTION", "#### BEGIN SOLUTION", "###  BEGIN SOLUTION",
+    "### BEGIN  SOLUTION", "### Begin Solution", "# END SOLUTION", "### END SOLUTIONS", "### BEGIN HIDDEN TEST",
+    "###END HIDDEN TESTS", "y = 2  ### BEGIN SOLUTION", "### BEGIN SOLUTION: part a",
+]
+
+
+@pytest.mark.parametrize("line", NEAR_MISSES)
+def test_near_miss_markers_are_errors_naming_file_cell_and_line(tmp_path, line):
+    src = _write(tmp_path / "solutions" / "03_c.ipynb", _nb(
+        "### BEGIN SOLUTION\nok = 1\n### END SOLUTION",
+        f"def f(x):\n    {line}\n    return x + 1\n    ### END SOLUTION",
+    ))
+    with pytest.raises(nbt.MarkerError, match="looks like a marker") as info:
+        nbt.build_exercise(src)
+    assert "03_c.ipynb cell 2 line 2" in str(info.value) and line.strip() in str(info.value)
+
+
+@pytest.mark.parametrize("line", ["## BEGIN SOLUTION", "###BEGIN SOLUTION", "### end solution"])
+def test_near_miss_markers_in_markdown_are_errors(tmp_path, line):
+    src = _write(tmp_path / "solutions" / "03_c.ipynb", _nb(f"Answer:\n{line}\nBecause.", kind="md"))
+    with pytest.raises(nbt.MarkerError, match="03_c.ipynb cell 1 line 2: .*looks like a marker"):
+        nbt.build_exercise(src)
+
+
+def test_words_that_only_mention_solutions_are_not_markers(tmp_path):
+    nb = _nb("# the end: a solution that works\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION\n# begins here, solution below")
+    out = nbt.build_exercise(_write(tmp_path / "solutions" / "03_c.ipynb", nb))
+    assert "x = 1" not in out.cells[0].source
 
 
 def test_the_repository_exercises_are_in_sync():
@@ -156,6 +269,9 @@ def test_stored_outputs_policy(path):
         assert all(o.output_type != "error" for o in c.outputs), f"{path.name}: a stored error"
         text = "".join(o.get("text", "") + str(o.get("data", {}).get("text/plain", "")) for o in c.outputs)
         assert "<matplotlib." not in text and " at 0x" not in text, f"{path.name}: an object repr is stored; end plot cells with plt.show()"
+        leaks = [p for p in (str(ROOT), sys.prefix, str(Path.home())) if len(p) > 1 and p in text]
+        leaks += re.findall(r"/home/\w+|/Users/\w+|[A-Za-z]:\\+Users\\+\w+", text)
+        assert not leaks, f"{path.name}: a stored output shows a path of the machine that ran it: {leaks[0]!r}"
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "solutions").glob("*.ipynb")), ids=lambda p: p.name)
@@ -238,6 +354,51 @@ def test_runner_executes_in_place_records_time_and_stops_at_first_error(tmp_path
     recorded = json.loads(timings.read_text())
     assert set(recorded) == {"_threads", good.as_posix(), ex.as_posix()}  # the failed and unrun ones are not timed
     assert all(v >= 0 for v in recorded.values())
+
+
+def test_runner_refuses_folders_and_files_that_are_not_notebooks_before_running(tmp_path, capsys):
+    good = _write(tmp_path / "chapters" / "00_good.ipynb", _nb("print(1)"))
+    text = tmp_path / "chapters" / "01_text.ipynb"
+    text.write_text("this is not JSON")
+    wrong = tmp_path / "chapters" / "02_wrong.ipynb"
+    wrong.write_text('{"cells": 3}')
+    for path, needle in ((tmp_path / "chapters", "is a folder, not a notebook"), (text, "not a notebook (its content is not JSON)"),
+                         (wrong, "not a valid notebook"), (tmp_path / "nope.ipynb", "no such notebook")):
+        with pytest.raises(nbt.NotebookError, match=re.escape(needle)):
+            nbt.run_notebooks([good, path], timings=None)
+        assert cli(["notebooks", "run", "--root", str(tmp_path), str(good), str(path)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and str(path) in err and needle in err and "Traceback" not in err, err
+    assert nbformat.read(good, as_version=4).cells[0].outputs == []  # nothing ran
+
+
+def test_a_cell_timeout_is_one_line_naming_file_and_cell(tmp_path):
+    import io
+
+    slow = _write(tmp_path / "chapters" / "00_slow.ipynb", _nb("x = 1", "import time\ntime.sleep(60)", "print('never')"))
+    out = io.StringIO()
+    assert nbt.run_notebooks([slow], timeout=3, out=out) == 1
+    last = out.getvalue().strip().splitlines()[-1]
+    assert last == f"{slow}: cell 2 did not finish within the 3 s cell timeout; stopped", out.getvalue()
+
+
+@pytest.mark.parametrize("argv", [
+    ["notebooks", "run", "--timeout", "0"], ["notebooks", "run", "--timeout", "-5"], ["notebooks", "run", "--threads", "0"],
+    ["grade", "subs", "--timeout", "0"], ["grade", "subs", "--timeout", "-1"], ["grade", "subs", "--memory-mb", "0"],
+    ["grade", "subs", "--timeout", "ten"],
+])
+def test_limits_that_are_not_positive_are_rejected_by_the_parser(argv, capsys):
+    with pytest.raises(SystemExit) as info:
+        cli(argv)
+    assert info.value.code == 2
+    assert "> 0" in capsys.readouterr().err
+
+
+def test_run_notebooks_rejects_a_non_positive_timeout(tmp_path):
+    good = _write(tmp_path / "chapters" / "00_good.ipynb", _nb("print(1)"))
+    for bad in (0, -1, None):
+        with pytest.raises(ValueError, match="timeout must be a positive number"):
+            nbt.run_notebooks([good], timeout=bad)
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "exercises").glob("*.ipynb")), ids=lambda p: p.name)
