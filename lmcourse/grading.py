@@ -15,6 +15,14 @@ stop the grading of the others.
     lmcourse grade SUBMISSIONS [--out gradebook.csv] [--feedback DIR]
 
 SUBMISSIONS holds one folder per student with their NN_topic.ipynb files.
+
+Before any notebook runs, `grade_folder` checks what would otherwise be blamed on a student
+or found only at the end: the limits are positive; SUBMISSIONS holds per-student folders with
+notebooks in them; the gradebook and the feedback folder can be written; and one worker
+starts and finishes under the limits (a *probe* with an empty notebook), so a memory limit or
+timeout too small for the worker itself is an error naming the limit. A worker that later
+fails to start (before any student code ran) stops the grading with `GraderError`: it is
+the grader's failure, never a student's 0.
 """
 from __future__ import annotations
 
@@ -22,6 +30,7 @@ import csv
 import importlib
 import io
 import json
+import math
 import os
 import pickle
 import signal
@@ -209,6 +218,10 @@ def worker(job: dict) -> dict:
         except Exception:
             pass
 
+    if job.get("started"):
+        # Set-up is done and no student code has run yet: from here on a crash is the notebook's.
+        Path(job["started"]).write_text("started")
+
     real_stdout, real_stderr = sys.stdout, sys.stderr
     sys.stdout = sys.stderr = io.StringIO()  # the notebook's prints are not the grader's output
     try:
@@ -323,6 +336,123 @@ def exercises_for(chapter: int) -> list[Exercise]:
     return [ex for k, ex in load_all().items() if int(k.split(".")[0]) == chapter]
 
 
+@dataclass
+class _WorkerRun:
+    status: str  # "ok", "not_started", "timed_out" or "crashed"
+    data: dict | None = None
+    why: str = ""
+
+
+def _run_worker(job: dict, *, timeout: float, memory_mb: int) -> _WorkerRun:
+    """Run one worker process under the limits; say whether it got as far as the student's code."""
+    with tempfile.TemporaryDirectory(prefix="lmcourse-grade-") as tmp:
+        job_file, out_file, started = Path(tmp) / "job.pkl", Path(tmp) / "result.json", Path(tmp) / "started"
+        job_file.write_bytes(pickle.dumps({**job, "started": str(started)}))
+        sandbox = Path(tmp) / "cwd"
+        sandbox.mkdir()
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LMCOURSE_GRADE",))}
+        env.update({"HOME": str(sandbox), "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"})
+        cmd = [sys.executable, "-m", "lmcourse.grading", str(job_file), str(out_file)]
+        err_file = Path(tmp) / "stderr.txt"
+        timed_out = False
+        with open(err_file, "wb") as err:
+            # Output goes to files, not pipes: a process the notebook leaves behind cannot hang us.
+            proc = subprocess.Popen(
+                cmd, cwd=sandbox, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                preexec_fn=_limits(memory_mb, max(1, math.ceil(timeout))),
+            )
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the worker's whole session, children included
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+        tail = err_file.read_text(errors="replace").strip().splitlines()[-1:]
+        why = f"exit {proc.returncode}" + (f": {tail[0][:300]}" if tail else "")
+        if not started.exists():
+            return _WorkerRun("not_started", why=f"it did not start within {timeout:g} s" if timed_out else why)
+        if timed_out:
+            return _WorkerRun("timed_out")
+        try:
+            data = json.loads(out_file.read_text())
+            data["results"], data["log"]  # noqa: B018 - both must be there
+        except Exception:
+            return _WorkerRun("crashed", why=why)
+        return _WorkerRun("ok", data=data)
+
+
+def check_limits(*, timeout: float = NOTEBOOK_SECONDS, memory_mb: int = MEMORY_MB,
+                 cell_seconds: float = CELL_SECONDS, call_seconds: float = CALL_SECONDS) -> None:
+    """ValueError unless every limit is a positive number (memory a whole number of MB)."""
+    for name, value in (("timeout", timeout), ("cell_seconds", cell_seconds), ("call_seconds", call_seconds)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 < value < float("inf")):
+            raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+    if isinstance(memory_mb, bool) or not isinstance(memory_mb, int) or memory_mb <= 0:
+        raise ValueError(f"memory_mb must be a positive whole number of MB, got {memory_mb!r}")
+
+
+def probe_worker(*, timeout: float = NOTEBOOK_SECONDS, memory_mb: int = MEMORY_MB) -> None:
+    """Start one worker under the limits on an empty notebook, with every registered exercise's
+    tripwires; ValueError naming the limit when it cannot finish, before anyone is graded."""
+    import nbformat
+
+    check_limits(timeout=timeout, memory_mb=memory_mb)
+    exercises = list(load_all().values())
+    with tempfile.TemporaryDirectory(prefix="lmcourse-probe-") as tmp:
+        empty = Path(tmp) / "00_probe.ipynb"
+        empty.write_text(nbformat.writes(nbformat.v4.new_notebook()))
+        job = {
+            "notebook": str(empty), "cell_seconds": CELL_SECONDS, "call_seconds": CALL_SECONDS,
+            "exercises": [{"id": ex.id, "name": ex.name, "forbidden": list(ex.forbidden_names()), "cases": []}
+                          for ex in exercises],
+        }
+        run = _run_worker(job, timeout=timeout, memory_mb=memory_mb)
+    if run.status != "ok":
+        raise ValueError(
+            f"the grader's worker cannot run an empty notebook under these limits (--memory-mb {memory_mb}, "
+            f"--timeout {timeout:g}): {run.why or 'it did not finish in time'}. Raise the limit "
+            f"(the worker alone imports torch and needs about 1 GB of address space); nothing was graded"
+        )
+
+
+def _check_writable(path: Path, what: str, *, folder: bool) -> None:
+    """ValueError unless `path` (a file, or a folder when `folder`) can be written; creates its folder."""
+    path = Path(path)
+    if folder and path.exists() and not path.is_dir():
+        raise ValueError(f"{what} {path}: exists and is not a folder; nothing was graded")
+    if not folder and path.is_dir():
+        raise ValueError(f"{what} {path}: is a folder, give a file name; nothing was graded")
+    where = path if folder else path.parent
+    try:
+        where.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=where, prefix=".lmcourse-write-check-")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise ValueError(f"{what} {path}: cannot be written ({exc.strerror or exc}); nothing was graded") from None
+
+
+def _student_folders(submissions: Path) -> list[Path]:
+    """The per-student folders; ValueError for a layout that would grade nothing or miss notebooks."""
+    expected = f"expected one folder per student: {submissions}/<student>/NN_topic.ipynb"
+    loose = sorted(p.name for p in submissions.glob("*.ipynb"))
+    if loose:
+        shown = ", ".join(loose[:5]) + (f" and {len(loose) - 5} more" if len(loose) > 5 else "")
+        raise ValueError(f"{submissions}: notebooks directly in the submissions folder ({shown}); {expected}")
+    students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not students:
+        raise ValueError(f"{submissions}: no student folders, nothing to grade; {expected}")
+    if not any(nb.is_file() for s in students for nb in s.glob("*.ipynb")):
+        deeper = sorted(str(p.relative_to(submissions)) for p in submissions.rglob("*.ipynb"))[:3]
+        found = f"; found only deeper ones, e.g. {', '.join(deeper)}" if deeper else ""
+        raise ValueError(f"{submissions}: no student folder holds a notebook, nothing to grade{found}; {expected}")
+    return students
+
+
 def grade_notebook(
     path: Path,
     student: str,
@@ -332,7 +462,11 @@ def grade_notebook(
     cell_seconds: int = CELL_SECONDS,
     call_seconds: int = CALL_SECONDS,
 ) -> NotebookGrade:
-    """Grade one notebook in a worker process; never raises for anything the notebook does."""
+    """Grade one notebook in a worker process; never raises for anything the notebook does.
+
+    ValueError for a limit that is not positive; GraderError when the worker could not start.
+    """
+    check_limits(timeout=timeout, memory_mb=memory_mb, cell_seconds=cell_seconds, call_seconds=call_seconds)
     path = Path(path).resolve()
     grade = NotebookGrade(student, path.name)
     try:
@@ -357,46 +491,24 @@ def grade_notebook(
     }
     for ex in exercises:
         grade.scores[ex.id] = 0.0
-    with tempfile.TemporaryDirectory(prefix="lmcourse-grade-") as tmp:
-        job_file, out_file = Path(tmp) / "job.pkl", Path(tmp) / "result.json"
-        job_file.write_bytes(pickle.dumps(job))
-        sandbox = Path(tmp) / "cwd"
-        sandbox.mkdir()
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LMCOURSE_GRADE",))}
-        env.update({"HOME": str(sandbox), "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"})
-        cmd = [sys.executable, "-m", "lmcourse.grading", str(job_file), str(out_file)]
-        err_file = Path(tmp) / "stderr.txt"
-        timed_out = False
-        with open(err_file, "wb") as err:
-            # Output goes to files, not pipes: a process the notebook leaves behind cannot hang us.
-            proc = subprocess.Popen(
-                cmd, cwd=sandbox, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                preexec_fn=_limits(memory_mb, timeout),
-            )
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-            finally:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)  # the worker's whole session, children included
-                except (ProcessLookupError, PermissionError):
-                    pass
-                proc.wait()
-        if timed_out:
-            grade.notes.append(f"the notebook did not finish within {timeout} s and was stopped: nothing could be graded")
-            for ex in exercises:
-                grade.reports[ex.id] = f"✗ {ex.name} (Exercise {ex.id}): not graded, the notebook ran out of time"
-            return grade
-        try:
-            data = json.loads(out_file.read_text())
-            results, log = data["results"], data["log"]
-        except Exception:
-            tail = err_file.read_text(errors="replace").strip().splitlines()[-1:]
-            grade.notes.append(f"the notebook crashed the grader's worker (exit {proc.returncode}){': ' + tail[0] if tail else ''}; nothing could be graded")
-            for ex in exercises:
-                grade.reports[ex.id] = f"✗ {ex.name} (Exercise {ex.id}): not graded, the notebook crashed"
-            return grade
+    run = _run_worker(job, timeout=timeout, memory_mb=memory_mb)
+    if run.status == "not_started":
+        raise GraderError(
+            f"the grader's worker could not start for {path} ({run.why}); no student code had run, so this is "
+            f"the grader's failure, not the student's: nothing was written. Check the limits "
+            f"(--memory-mb {memory_mb}, --timeout {timeout}) and the Python environment."
+        )
+    if run.status == "timed_out":
+        grade.notes.append(f"the notebook did not finish within {timeout} s and was stopped: nothing could be graded")
+        for ex in exercises:
+            grade.reports[ex.id] = f"✗ {ex.name} (Exercise {ex.id}): not graded, the notebook ran out of time"
+        return grade
+    if run.status == "crashed":
+        grade.notes.append(f"the notebook crashed the grader's worker ({run.why}); nothing could be graded")
+        for ex in exercises:
+            grade.reports[ex.id] = f"✗ {ex.name} (Exercise {ex.id}): not graded, the notebook crashed"
+        return grade
+    results, log = run.data["results"], run.data["log"]
     grade.notes.extend(str(x) for x in log[:20])
     for ex in exercises:
         r = results.get(ex.id, {})
@@ -421,12 +533,22 @@ def grade_notebook(
 
 
 def grade_folder(submissions: Path, out_csv: Path, feedback_dir: Path | None = None, **limits) -> list[NotebookGrade]:
-    """Grade every student folder under `submissions`; write the gradebook CSV and feedback files."""
+    """Grade every student folder under `submissions`; write the gradebook CSV and feedback files.
+
+    Everything that does not depend on a student is checked first (see the module docstring):
+    ValueError for bad limits, a bad layout, an unwritable output or a worker that cannot run
+    under the limits; GraderError when a worker fails to start later. Nothing is written then.
+    """
     submissions = Path(submissions)
+    check_limits(**limits)
     if not submissions.is_dir():
         raise ValueError(f"{submissions}: not a folder of student submissions")
+    students = _student_folders(submissions)
+    _check_writable(Path(out_csv), "--out", folder=False)
+    if feedback_dir is not None:
+        _check_writable(Path(feedback_dir), "--feedback", folder=True)
+    probe_worker(timeout=limits.get("timeout", NOTEBOOK_SECONDS), memory_mb=limits.get("memory_mb", MEMORY_MB))
     grades: list[NotebookGrade] = []
-    students = sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith("."))
     for student_dir in students:
         notebooks = sorted(student_dir.glob("*.ipynb"))
         if not notebooks:

@@ -158,3 +158,93 @@ def test_a_notebook_that_runs_out_of_time_does_not_stop_the_others(tmp_path):
 def test_cli_grade_reports_and_refuses_a_missing_folder(tmp_path, capsys):
     assert cli(["grade", str(tmp_path / "nope"), "--out", str(tmp_path / "g.csv")]) == 2
     assert "not a folder" in capsys.readouterr().err
+
+
+# -- what is checked before anyone is graded ------------------------------------------------
+GRADE_NOTEBOOK = grading.grade_notebook  # the real one, for tests that replace it in the module
+@pytest.fixture
+def no_grading(monkeypatch):
+    """grade_notebook replaced by a recorder: these checks must stop before any notebook runs."""
+    calls = []
+    monkeypatch.setattr(grading, "grade_notebook", lambda path, student, **kw: calls.append(path) or grading.NotebookGrade(student, Path(path).name))
+    return calls
+
+
+@pytest.mark.parametrize("limits,needle", [
+    ({"timeout": 0}, "timeout must be a positive"), ({"timeout": -3}, "timeout must be a positive"),
+    ({"timeout": float("nan")}, "timeout"), ({"memory_mb": 0}, "memory_mb must be a positive"),
+    ({"memory_mb": -512}, "memory_mb"), ({"memory_mb": True}, "memory_mb"), ({"memory_mb": 1.5}, "memory_mb"),
+    ({"cell_seconds": 0}, "cell_seconds"), ({"call_seconds": -1}, "call_seconds"),
+])
+def test_limits_are_validated_up_front(tmp_path, no_grading, limits, needle):
+    subs = tmp_path / "subs"
+    _submit(subs, "alice")
+    with pytest.raises(ValueError, match=needle):
+        grading.grade_folder(subs, tmp_path / "g.csv", tmp_path / "fb", **limits)
+    with pytest.raises(ValueError, match=needle):
+        GRADE_NOTEBOOK(subs / "alice" / "00_getting_started.ipynb", "alice", **limits)
+    assert no_grading == [] and not (tmp_path / "g.csv").exists()
+
+
+def test_a_memory_limit_too_small_for_the_worker_is_refused_before_grading(tmp_path, no_grading, capsys):
+    subs = tmp_path / "subs"
+    _submit(subs, "alice")
+    with pytest.raises(ValueError, match="cannot run an empty notebook under these limits \\(--memory-mb 300"):
+        grading.grade_folder(subs, tmp_path / "g.csv", None, memory_mb=300, timeout=120)
+    assert cli(["grade", str(subs), "--out", str(tmp_path / "g.csv"), "--memory-mb", "300"]) == 2
+    err = capsys.readouterr().err
+    assert "--memory-mb 300" in err and "Raise the limit" in err and "nothing was graded" in err
+    assert no_grading == [] and not (tmp_path / "g.csv").exists()
+
+
+def test_a_worker_that_cannot_start_is_the_graders_error_not_a_zero(tmp_path, monkeypatch):
+    subs = tmp_path / "subs"
+    _submit(subs, "alice")
+    monkeypatch.setattr(grading, "probe_worker", lambda **kw: None, raising=False)  # as if the limit had passed the probe
+    with pytest.raises(grading.GraderError, match="could not start .* not the student's"):
+        grading.grade_notebook(subs / "alice" / "00_getting_started.ipynb", "alice", memory_mb=300, timeout=120)
+    with pytest.raises(grading.GraderError, match="--memory-mb 300"):
+        grading.grade_folder(subs, tmp_path / "g.csv", tmp_path / "fb", memory_mb=300, timeout=120)
+    assert not (tmp_path / "g.csv").exists() and list((tmp_path / "fb").iterdir()) == []
+
+
+def test_outputs_are_checked_for_writing_before_grading(tmp_path, no_grading, capsys):
+    subs = tmp_path / "subs"
+    _submit(subs, "alice")
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    for out, feedback, needle in (
+        (blocker / "g.csv", None, "--out .*cannot be written"),
+        (tmp_path, None, "--out .*is a folder"),
+        (tmp_path / "g.csv", blocker, "--feedback .*not a folder"),
+        (tmp_path / "g.csv", blocker / "fb", "--feedback .*cannot be written"),
+    ):
+        with pytest.raises(ValueError, match=needle):
+            grading.grade_folder(subs, out, feedback, timeout=120)
+        argv = ["grade", str(subs), "--out", str(out)] + (["--feedback", str(feedback)] if feedback else [])
+        assert cli(argv) == 2
+        assert "nothing was graded" in capsys.readouterr().err
+    assert no_grading == [] and not (tmp_path / "g.csv").exists()
+
+
+def test_submissions_without_per_student_folders_are_errors(tmp_path, no_grading, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    (flat / "00_getting_started.ipynb").write_text(json.dumps(SOLUTION))
+    mixed = tmp_path / "mixed"
+    _submit(mixed, "alice")
+    (mixed / "bob.ipynb").write_text(json.dumps(SOLUTION))
+    deep = tmp_path / "deep"
+    _submit(deep / "alice", "week1")
+    (tmp_path / "hollow" / "alice").mkdir(parents=True)
+    for subs, needle in ((empty, "no student folders"), (flat, "notebooks directly in the submissions folder \\(00_getting_started.ipynb\\)"),
+                         (mixed, "directly in the submissions folder \\(bob.ipynb\\)"),
+                         (deep, "no student folder holds a notebook.*deeper ones, e.g. alice/week1/00_getting_started.ipynb"),
+                         (tmp_path / "hollow", "no student folder holds a notebook, nothing to grade; expected")):
+        with pytest.raises(ValueError, match=needle):
+            grading.grade_folder(subs, tmp_path / "g.csv", None, timeout=120)
+        assert cli(["grade", str(subs), "--out", str(tmp_path / "g.csv")]) == 2
+        assert "<student>/NN_topic.ipynb" in capsys.readouterr().err
+    assert no_grading == [] and not (tmp_path / "g.csv").exists()
