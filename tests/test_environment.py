@@ -99,3 +99,43 @@ def test_device_override(monkeypatch):
     monkeypatch.setenv("LMCOURSE_DEVICE", "cuda")
     with pytest.raises(ValueError, match="CUDA is not available"):
         lmcourse.device()
+
+
+def test_doctor_reports_a_torch_that_is_installed_but_does_not_import(tmp_path):
+    """A torch whose shared library is broken: doctor says BROKEN with a fix line, and does not crash."""
+    import os
+    from pathlib import Path
+
+    fake = tmp_path / "fake" / "torch"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text('raise ImportError("libtorch_cpu.so: cannot open shared object file")\n')
+    package_parent = Path(lmcourse.__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "fake"), str(package_parent)])}
+    proc = subprocess.run([sys.executable, "-m", "lmcourse.cli", "doctor"], capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stdout.splitlines()
+    broken = [i for i, line in enumerate(lines) if line.startswith("torch ") and "BROKEN" in line]
+    assert broken and "libtorch_cpu.so" in lines[broken[0]], proc.stdout
+    assert "fix:" in lines[broken[0] + 1] and "torch" in lines[broken[0] + 1]
+    assert "device      unknown (torch does not import)" in proc.stdout
+    assert "doctor: something required is missing or broken" in proc.stdout
+
+
+def test_doctor_gives_a_fix_when_jupyterlab_widgets_is_missing(monkeypatch):
+    real = environment._version
+    monkeypatch.setattr(environment, "_version", lambda d: None if d == "jupyterlab_widgets" else real(d))
+    out = io.StringIO()
+    environment.doctor(file=out)
+    lines = out.getvalue().splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("widgets"))
+    assert "jupyterlab_widgets is missing, widgets will show as text" in lines[i]
+    assert lines[i + 1].strip().startswith("fix:") and "jupyterlab_widgets" in lines[i + 1]
+
+
+def test_doctor_reports_a_bad_device_setting_instead_of_crashing(monkeypatch):
+    monkeypatch.setenv("LMCOURSE_DEVICE", "gpu0")
+    out = io.StringIO()
+    assert environment.doctor(file=out) is False
+    text = out.getvalue()
+    assert "device      BROKEN" in text and "LMCOURSE_DEVICE" in text and "fix:" in text
