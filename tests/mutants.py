@@ -43,7 +43,8 @@ files, so uncommitted work is measured too); mutmut's `mutants/` folder lives th
 deleted afterwards (`--keep` keeps it), so nothing is written into the checkout. Tests run with
 PYTHONHASHSEED=0, LMCOURSE_DEVICE=cpu and ONE thread (see THREAD_ENV for why), `--jobs` of them
 at a time. `--report-dir DIR` also writes table.txt, survivors_<module>.txt and
-results.json there. Run it under `nice` on a shared machine (`make mutants` does: NICE=19).
+results.json there, and `--rescore DIR` re-applies an edited equivalents file to that run
+without running anything. Run it under `nice` on a shared machine (`make mutants` does: NICE=19).
 
 To cover a later module, add one line to MODULES: its source file and its own test files
 (glob patterns, relative to the checkout).
@@ -393,7 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report-dir", type=Path, help="also write table.txt, survivors_<module>.txt, results.json here")
     parser.add_argument("--keep", action="store_true", help="keep each temporary copy (and its mutants/) for mutmut browse")
     parser.add_argument("--quiet", action="store_true", help="print only the table, not the survivors")
+    parser.add_argument("--rescore", type=Path, metavar="DIR",
+                        help="run nothing: re-apply tests/mutants_equivalent.txt to DIR/results.json from an "
+                             "earlier --report-dir, and rewrite DIR's table and survivors")
     args = parser.parse_args(argv)
+    if args.rescore:
+        results = rescore(args.rescore / "results.json", load_equivalents())
+        _write_report(args.rescore, results)
+        print(table(results))
+        return 0
 
     names = [m.strip() for m in args.modules.split(",") if m.strip()] or list(MODULES)
     unknown = [m for m in names if m not in MODULES]
@@ -409,20 +418,39 @@ def main(argv: list[str] | None = None) -> int:
         results.append(r)
         if not args.quiet:
             print("\n" + survivors_text(r), flush=True)
-    summary = table(results)
-    print(summary)
+    print(table(results))
     if args.report_dir:
-        args.report_dir.mkdir(parents=True, exist_ok=True)
-        (args.report_dir / "table.txt").write_text(summary + "\n", encoding="utf-8")
-        for r in results:
-            (args.report_dir / f"survivors_{r.module}.txt").write_text(survivors_text(r), encoding="utf-8")
-        (args.report_dir / "results.json").write_text(json.dumps([
-            {"module": r.module, "path": r.path, "tests": r.tests, "seconds": round(r.seconds, 1),
-             "caught": r.caught, "stale_equivalents": r.stale,
-             "mutants": [{k: getattr(m, k) for k in ("name", "status", "qualname", "line", "key", "equivalent", "diff")}
-                         for m in r.mutants]}
-            for r in results], indent=1), encoding="utf-8")
+        _write_report(args.report_dir, results)
     return 0
+
+
+MUTANT_FIELDS = ("name", "status", "qualname", "line", "diff", "key", "equivalent")
+
+
+def _write_report(directory: Path, results: list[ModuleResult]) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "table.txt").write_text(table(results) + "\n", encoding="utf-8")
+    for r in results:
+        (directory / f"survivors_{r.module}.txt").write_text(survivors_text(r), encoding="utf-8")
+    (directory / "results.json").write_text(json.dumps([
+        {"module": r.module, "path": r.path, "tests": r.tests, "seconds": round(r.seconds, 1),
+         "caught": r.caught, "stale_equivalents": r.stale,
+         "mutants": [{k: getattr(m, k) for k in MUTANT_FIELDS} for m in r.mutants]}
+        for r in results], indent=1), encoding="utf-8")
+
+
+def rescore(results_json: Path, equivalents: dict[str, str]) -> list[ModuleResult]:
+    """Results of an earlier run, with the listed equivalents re-applied (the mechanical rule kept)."""
+    out = []
+    for entry in json.loads(results_json.read_text(encoding="utf-8")):
+        mutants = [Mutant(**{k: m[k] for k in MUTANT_FIELDS}) for m in entry["mutants"]]
+        for m in mutants:
+            if not m.equivalent.startswith("rule:"):
+                m.equivalent = "listed: " + equivalents[m.key] if m.key in equivalents else ""
+        keys = {m.key for m in mutants}
+        stale = sorted(k for k in equivalents if k.startswith(entry["path"] + "::") and k not in keys)
+        out.append(ModuleResult(entry["module"], entry["path"], entry["tests"], entry["seconds"], mutants, stale))
+    return out
 
 
 if __name__ == "__main__":

@@ -102,3 +102,19 @@ def test_every_module_names_existing_files():
     for module, (path, patterns) in mutants.MODULES.items():
         assert (root / path).is_file(), module
         assert any(root.glob(p) for p in patterns), module
+
+
+def test_rescore_reapplies_listed_equivalents_and_keeps_the_rule(tmp_path):
+    r = mutants.ModuleResult("x", "lmcourse/x.py", ["tests/test_x.py"], 1.0, [
+        mutants.Mutant("a", "survived", "f", 3, "diff a", "lmcourse/x.py::f::aaaaaaaa"),
+        mutants.Mutant("b", "survived", "f", 4, "diff b", "lmcourse/x.py::f::bbbbbbbb", "listed: old reason"),
+        mutants.Mutant("c", "survived", "f", 5, "diff c", "lmcourse/x.py::f::cccccccc", "rule: wording"),
+        mutants.Mutant("d", "killed", "f", 6, "diff d", "lmcourse/x.py::f::dddddddd"),
+    ])
+    mutants._write_report(tmp_path, [r])
+    equivalents = {"lmcourse/x.py::f::aaaaaaaa": "equal", "lmcourse/x.py::f::99999999": "gone"}
+    [again] = mutants.rescore(tmp_path / "results.json", equivalents)
+    assert [m.equivalent for m in again.mutants] == ["listed: equal", "", "rule: wording", ""]
+    assert again.stale == ["lmcourse/x.py::f::99999999"]
+    assert again.caught == pytest.approx(1 / 2)
+    assert "stale entry" in mutants.survivors_text(again) and "diff b" in mutants.survivors_text(again)
