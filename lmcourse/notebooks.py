@@ -187,18 +187,23 @@ def timings_file(root: Path) -> Path | None:
 
 
 def record_timings(results: list[RunResult], file: Path, root: Path | None = None) -> None:
-    """Merge the wall times of successful runs into the timings file (keys relative to `root`)."""
+    """Merge the wall times of successful runs into the timings file.
+
+    With a course folder `root`, keys are paths relative to it and notebooks outside it are
+    not recorded (they are not the course's); without one, keys are the paths as given.
+    """
     file = Path(file)
     data = json.loads(file.read_text()) if file.exists() else {}
     for r in results:
-        if r.ok:
-            key = r.path.as_posix()
-            if root is not None:
-                try:
-                    key = r.path.resolve().relative_to(Path(root).resolve()).as_posix()
-                except ValueError:
-                    pass
-            data[key] = round(r.seconds, 1)
+        if not r.ok:
+            continue
+        key = r.path.as_posix()
+        if root is not None:
+            try:
+                key = r.path.resolve().relative_to(Path(root).resolve()).as_posix()
+            except ValueError:
+                continue
+        data[key] = round(r.seconds, 1)
     data["_threads"] = data.get("_threads", DEFAULT_THREADS)
     write_atomic(file, json.dumps(dict(sorted(data.items())), indent=1) + "\n")
 

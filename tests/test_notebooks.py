@@ -424,3 +424,15 @@ def test_each_checked_function_carries_its_exercise_name(path):
     source = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
     calls = re.findall(r"ch\d\d\.(\w+)\.check\((\w+)\)", source)
     assert calls and all(name == fn for name, fn in calls), calls
+
+
+def test_timings_are_keyed_by_course_path_and_skip_notebooks_outside_the_course(tmp_path):
+    inside = tmp_path / "course" / "chapters" / "00_a.ipynb"
+    outside = tmp_path / "elsewhere" / "00_b.ipynb"
+    file = tmp_path / "course" / "tests" / "notebook_timings.json"
+    file.parent.mkdir(parents=True)
+    file.write_text('{"_threads": 2, "chapters/09_old.ipynb": 3.0}\n')
+    nbt.record_timings([nbt.RunResult(inside, 1.26, True), nbt.RunResult(outside, 2.0, True),
+                        nbt.RunResult(tmp_path / "course" / "chapters" / "01_bad.ipynb", 5.0, False)], file, tmp_path / "course")
+    assert json.loads(file.read_text()) == {"_threads": 2, "chapters/00_a.ipynb": 1.3, "chapters/09_old.ipynb": 3.0}
+    assert nbt.timings_file(tmp_path / "course") == file and nbt.timings_file(tmp_path / "elsewhere") is None
