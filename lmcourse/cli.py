@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         "that holds chapters/ or solutions/ with NN_topic.ipynb notebooks)",
     )
 
-    p = sub.add_parser("doctor", help="check the environment; exits 1 when something required is missing")
+    p = sub.add_parser("doctor", help="check the environment; exits 1 when something required is missing or broken")
     p.set_defaults(func=_doctor)
 
     p = sub.add_parser("notebooks", help="execute notebooks in place")
