@@ -547,12 +547,16 @@ def compare_values(expected: Any, got: Any, *, atol: float = 1e-6, rtol: float =
             bad = ~np.isclose(g.astype(wide), e.astype(wide), atol=atol, rtol=rtol, equal_nan=True)
         if not bad.any():
             return None
-        idx = tuple(int(i) for i in np.argwhere(bad)[0])
-        where = idx if len(idx) != 1 else idx[0]
-        msg = (
-            f"{path}: {int(bad.sum())} of {bad.size} entries differ (tolerance atol={atol:g}, rtol={rtol:g})\n"
-            f"first at index {where}: expected {_fmt(e[idx])}, got {_fmt(g[idx])}"
-        )
+        tolerance = f"(tolerance atol={atol:g}, rtol={rtol:g})"
+        if e.ndim == 0:  # a single value: no entries to count, no index to name
+            msg = f"{path}: expected {_fmt(e[()])}, got {_fmt(g[()])} {tolerance}"
+        else:
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            where = idx if len(idx) != 1 else idx[0]
+            msg = (
+                f"{path}: {int(bad.sum())} of {bad.size} entries differ {tolerance}\n"
+                f"first at index {where}: expected {_fmt(e[idx])}, got {_fmt(g[idx])}"
+            )
         if _kind(g) == "float" and not np.isfinite(g).all() and np.isfinite(e).all():
             msg += f"\nyour output has {int((~np.isfinite(g)).sum())} inf/nan entries"
         ename, gname = _dtype_name(expected), _dtype_name(got)

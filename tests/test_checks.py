@@ -212,6 +212,9 @@ class _EqRaises:
          "rtol=1e-05)\nfirst at index (1, 0): expected 0, got 1"),
         (np.array([1.0]), np.array([2.0]), "output: 1 of 1 entries differ (tolerance atol=1e-06, rtol=1e-05)\n"
          "first at index 0: expected 1, got 2"),
+        (torch.tensor(30.0), torch.tensor(20.5), "output: expected 30, got 20.5 (tolerance atol=1e-06, rtol=1e-05)"),
+        (np.array(1.0), np.array(np.inf), "output: expected 1, got inf (tolerance atol=1e-06, rtol=1e-05)\n"
+         "your output has 1 inf/nan entries"),
         (np.array([1 + 1j]), np.array([1 + 2j]), "output: 1 of 1 entries differ (tolerance atol=1e-06, rtol=1e-05)\n"
          "first at index 0: expected 1+1j, got 1+2j"),
         (np.array([1.0, 2.0]), np.array([1.0, np.inf]), "output: 1 of 2 entries differ (tolerance atol=1e-06, "
