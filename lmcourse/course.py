@@ -35,7 +35,7 @@ class Chapter:
 CHAPTERS: tuple[Chapter, ...] = (
     Chapter(0, "getting_started", "Getting started", ("setup", "doctor", "checks")),
     Chapter(1, "language_models", "Language models, from counting to predicting", ("ngram", "data")),
-    Chapter(2, "tokenization", "Text preprocessing and tokenization", ("text", "tokenizers")),
+    Chapter(2, "tokenization", "Text preprocessing and tokenization", ("text", "tokenizers", "sequences")),
     Chapter(3, "embeddings", "Embeddings and positions", ("embeddings",)),
     Chapter(4, "self_attention", "Self-attention, the math", ("attention",)),
     Chapter(5, "cross_entropy", "Cross-entropy, MLE and MAP", ("losses",)),
