@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -606,3 +607,138 @@ def test_rules_with_only_the_reference():
     assert _forbidding([]).rules() == (f"**Not allowed:** this exercise's own reference `{__name__}._fsum_ref`. "
                                        "`check()` warns when your function calls it, and the grader gives such an answer 0.")
     assert _forbidding(["math.fsum"]).rules().startswith("**Not allowed:** `math.fsum` and this exercise's own")
+
+
+# -- what the mutation run showed untested ---------------------------------------------------
+def test_load_all_imports_every_chapter_and_sorts_ids_numerically():
+    import pkgutil
+
+    import lmcourse.exercises as pkg
+
+    for ex_id in ("10.1", "2.10", "2.9"):
+        Exercise(id=ex_id, name=f"n{ex_id}", title="t", reference=_double, cases=[])
+    try:
+        registry = checks.load_all()
+        ids = list(registry)
+        assert ids.index("2.9") < ids.index("2.10") < ids.index("10.1")  # numbers, not strings
+        assert ids == sorted(ids, key=lambda k: [int(p) for p in k.split(".")])
+        assert all(registry[k] is checks.REGISTRY[k] for k in ids)
+        modules = {m.name for m in pkgutil.iter_modules(pkg.__path__)}
+        assert {f"lmcourse.exercises.{m}" for m in modules} <= set(sys.modules)
+        assert {k.split(".")[0] for k in ids} >= {str(int(m[2:])) for m in modules}
+    finally:
+        for ex_id in ("10.1", "2.10", "2.9"):
+            del checks.REGISTRY[ex_id]
+
+
+def _deep(n, x):
+    return x.nope if n == 0 else _deep(n - 1, x)
+
+
+def test_student_frames_show_the_last_three_with_where_they_are(tmp_path):
+    import linecache
+
+    source = "def f(x):\n    return g(x)\ndef g(x):\n    return h(x)\ndef h(x):\n    return k(x)\ndef k(x):\n    return x.nope\n"
+    for filename, where in [("<cell 3>", "your notebook cell"), ("/tmp/ipykernel_7/123.py", "your notebook cell"),
+                            (str(tmp_path / "mine.py"), str(tmp_path / "mine.py"))]:
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        namespace = {}
+        exec(compile(source, filename, "exec"), namespace)
+        report = _make().run(namespace["f"]).report
+        lines = [ln for ln in report.splitlines() if ln.startswith("  at line")]
+        assert lines == [
+            f"  at line 4 in g ({where}): return h(x)",
+            f"  at line 6 in h ({where}): return k(x)",
+            f"  at line 8 in k ({where}): return x.nope",
+        ], report
+
+
+def test_an_exception_without_student_frames_has_no_lines():
+    assert checks._student_frames(RuntimeError("never raised")) == ""
+
+
+@pytest.mark.parametrize(
+    "value,text",
+    [
+        (np.arange(8.0), "array float64 (8,) [0., 1., 2., 3., 4., 5., 6., 7.]"),
+        (np.arange(9.0), "array float64 (9,)"),
+        (np.zeros(0), "array float64 (0,)"),
+        (np.array([1.23456, -2.0]), "array float64 (2,) [ 1.2346, -2. ]"),
+        (np.array([True, False]), "array bool (2,) [ True, False]"),
+        (np.array([1 + 2j]), "array complex128 (1,) [1.+2.j]"),
+        (np.array([3], dtype=np.uint8), "array uint8 (1,) [3]"),
+        (np.array(["ab"]), "array <U2 (1,)"),
+        (np.array([None, 1], dtype=object), "array object (2,)"),
+        (torch.tensor([1.5], dtype=torch.float16), "tensor float16 (1,) [1.5]"),
+        (torch.tensor([1.5], dtype=torch.bfloat16), "tensor bfloat16 (1,) [1.5]"),
+        (torch.tensor([1 + 2j]), "tensor complex64 (1,) [1.+2.j]"),
+        (torch.tensor([1 + 2j]).conj(), "tensor complex64 (1,) [1.-2.j]"),
+        (torch.ones(2, requires_grad=True), "tensor float32 (2,) [1., 1.]"),
+        ([0] * 6, "[0, 0, 0, 0, 0, 0]"),
+        ((0,) * 7, "tuple of 7"),
+        (dict.fromkeys(range(6)), "{0: None, 1: None, 2: None, 3: None, 4: None, 5: None}"),
+        ("x" * 60, "'" + "x" * 56 + "..."),
+        ("x" * 58, "'" + "x" * 58 + "'"),
+    ],
+)
+def test_describe(value, text):
+    assert checks._describe(value) == text
+
+
+class _Shaped:
+    shape = (2,)
+
+
+def test_only_numpy_and_torch_objects_count_as_arrays():
+    assert not checks._is_array(_Shaped()) and not checks._is_tensor(_Shaped())
+    assert not checks._is_array(np.dtype("float64")) and checks._is_array(np.zeros(1))
+    assert not checks._is_tensor(torch.Size([1])) and not checks._is_tensor(torch.float32)
+    assert compare_values(_Shaped(), _Shaped()) is not None  # compared with ==, which objects do by identity
+
+
+def test_fmt():
+    assert checks._fmt(1 / 3) == "0.333333" and checks._fmt(np.float32(2.5)) == "2.5"
+    assert checks._fmt(np.complex128(1 - 2j)) == "1-2j" and checks._fmt(True) == "1"
+    assert checks._fmt("a") == "'a'" and checks._fmt(None) == "None"
+
+
+@pytest.mark.parametrize("n,text", [(5, "'a', 'b', 'c', 'd', 'e'"), (6, "'a', 'b', 'c', 'd', 'e' and 1 more"),
+                                    (1, "'a'")])
+def test_some_keys(n, text):
+    assert checks._some(list("fedcba"[-n:])) == text
+
+
+def test_an_error_match_compares_the_first_200_characters_of_the_message():
+    def student(x):
+        raise ValueError("x" * 200 + "a")
+
+    def same_start(x):
+        raise ValueError("x" * 200 + "b")
+
+    def differs_at_199(x):
+        raise ValueError("x" * 199 + "b")
+
+    def random_one(x):
+        raise ValueError("x" * 200 + "a")
+
+    ex = _make(wrong=[Wrong(same_start, "first"), Wrong(differs_at_199, "second"), Wrong(random_one, "r", random=True)])
+    assert ex.run(student).matched == ["first"]
+
+
+def test_a_random_variant_is_never_matched_by_value():
+    ex = _make(wrong=[Wrong(lambda x: 3 * x, "random", random=True)])
+    assert ex.run(lambda x: 3 * x).matched == []  # same value, but deterministic: not "random"
+
+
+def test_exercise_keeps_its_settings():
+    ex = Exercise(id="96.1", name="n", title="t", reference=_double, cases=[Case((1.0,), label="a")],
+                  atol=0.25, rtol=0.5, seed=7, forbidden=["math.fsum"], hint="h", register=False)
+    assert (ex.atol, ex.rtol, ex.seed, ex.forbidden, ex._hint) == (0.25, 0.5, 7, ("math.fsum",), "h")
+    assert ex.compare(1.0, 1.7) is None and ex.compare(1.0, 1.8) is not None
+    assert "96.1" not in checks.REGISTRY and repr(ex) == "Exercise(96.1 n: t)"
+    registered = Exercise(id="96.2", name="m", title="t", reference=_double, cases=[])
+    try:
+        assert checks.REGISTRY["96.2"] is registered
+        Exercise(id="96.2", name="m", title="t2", reference=_double, cases=[])  # same name: a re-run cell, allowed
+    finally:
+        del checks.REGISTRY["96.2"]
