@@ -54,17 +54,17 @@ def main(argv: list[str] | None = None) -> int:
     units = args.only.split(",") if args.only else HOSTILE + ["real"]
 
     print(f"scrub_pii from {text.__file__}, {args.chars:,} characters per input")
-    print(f"{'input':<18} {'seconds':>8} {'s per MB':>9}  target <= {TARGET_S_PER_MB} s per MB")
+    print(f"{'input':<18} {'seconds':>8} {'CPU s':>8} {'s per MB':>9}  target <= {TARGET_S_PER_MB} s per MB")
     worst = 0.0
     for unit in units:
         s = real_text(args.chars) if unit == "real" else unit * (args.chars // len(unit))
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         text.scrub_pii(s)
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0  # CPU time: what a loaded machine hides
         per_mb = dt / (len(s.encode("utf-8")) / 1e6)
         worst = max(worst, per_mb)
         label = "real text" if unit == "real" else f"{unit!r} x {len(s) // len(unit):,}"
-        print(f"{label:<18} {dt:8.3f} {per_mb:9.3f}" + ("" if per_mb <= TARGET_S_PER_MB else "  SLOW"))
+        print(f"{label:<18} {dt:8.3f} {cpu:8.3f} {per_mb:9.3f}" + ("" if per_mb <= TARGET_S_PER_MB else "  SLOW"))
     print(f"worst: {worst:.3f} s per MB ({'meets' if worst <= TARGET_S_PER_MB else 'misses'} the target)")
     return 0
 
