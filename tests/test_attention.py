@@ -215,6 +215,7 @@ def test_causal_mask_values():
     assert m.tolist() == [[1, 0, 0, 0], [1, 1, 0, 0], [1, 1, 1, 0], [1, 1, 1, 1]]
     assert causal_mask(0).shape == (0, 0)
     assert causal_mask(3, device="cpu").device.type == "cpu"
+    assert causal_mask(3, device="meta").device.type == "meta"
 
 
 def test_causal_self_attention_never_looks_ahead():
@@ -311,9 +312,9 @@ def test_module_errors():
     with pytest.raises(ValueError, match=r"n_embd and n_head"):
         CausalSelfAttention(object())
     att = CausalSelfAttention(8, 2)
-    with pytest.raises(ValueError, match=r"\(B, T, C=8\), got \(2, 5, 6\)"):
+    with pytest.raises(ValueError, match=r"^x must have shape \(B, T, C=8\), got \(2, 5, 6\)"):
         att(torch.zeros(2, 5, 6))
-    with pytest.raises(ValueError, match=r"\(B, T, C=8\), got \(5, 8\)"):
+    with pytest.raises(ValueError, match=r"^x must have shape \(B, T, C=8\), got \(5, 8\)"):
         att(torch.zeros(5, 8))
     with pytest.raises(ValueError, match=r"mask of shape \(3, 3\) does not broadcast.*\(2, 2, 5, 5\)"):
         att(torch.zeros(2, 5, 8), mask=torch.ones(3, 3, dtype=torch.bool))
@@ -650,3 +651,23 @@ def test_attention_weight_dropout_zeroes_and_rescales_weights():
     assert set(torch.unique(dropped / w.clamp_min(1e-30)).round().tolist()) <= {0.0, 2.0}
     assert maxerr(y_train, (dropped @ x[:, None])[:, 0]) <= 1e-6  # one head: its values are x itself
     assert maxerr(y_train, y_eval) > 1e-3
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_scores_do_not_overflow(dtype):
+    # scores of ±900: exp(900) overflows even float64, so the row max must be subtracted first
+    q = torch.tensor([[30.0], [-30.0]], dtype=dtype)
+    k = torch.tensor([[30.0], [29.0], [-30.0]], dtype=dtype)
+    v = torch.tensor([[1.0], [2.0], [3.0]], dtype=dtype)
+    out, w = scaled_dot_product_attention(q, k, v, return_weights=True)
+    assert torch.isfinite(out).all() and torch.isfinite(w).all()
+    assert maxerr(out, F.scaled_dot_product_attention(q, k, v)) <= TOL[dtype]
+    assert out[:, 0].tolist() == pytest.approx([1.0, 3.0])
+
+
+def test_the_causal_mask_is_built_on_the_inputs_device():
+    # "meta" stands in for a GPU: a mask left on the CPU could not be combined with the scores
+    q = torch.empty(2, 3, 4, device="meta")
+    assert scaled_dot_product_attention(q, q, q, is_causal=True).device.type == "meta"
+    keep = torch.ones(3, 3, dtype=torch.bool, device="meta")
+    assert scaled_dot_product_attention(q, q, q, mask=keep, is_causal=True).device.type == "meta"
