@@ -742,3 +742,184 @@ def test_exercise_keeps_its_settings():
         Exercise(id="96.2", name="m", title="t2", reference=_double, cases=[])  # same name: a re-run cell, allowed
     finally:
         del checks.REGISTRY["96.2"]
+
+
+@pytest.mark.parametrize("got_dtype,expected_dtype", [("float16", "float32"), ("float16", "float64"),
+                                                       ("bfloat16", "float32"), ("bfloat16", "float64"),
+                                                       ("float32", "float64")])
+def test_each_loss_of_precision_is_named(got_dtype, expected_dtype):
+    expected = torch.tensor([1 / 3], dtype=getattr(torch, expected_dtype))
+    diff = compare_values(expected, torch.tensor([0.5], dtype=getattr(torch, got_dtype)))
+    assert diff.endswith(f"your output is {got_dtype}, less precise than the expected {expected_dtype}: compute in "
+                         f"the inputs' dtype ({got_dtype} keeps only about 3 significant digits)")
+
+
+@pytest.mark.parametrize("got_dtype,expected_dtype", [("float64", "float32"), ("float32", "float32"),
+                                                       ("int64", "float64"), ("float16", "int64")])
+def test_no_precision_note_otherwise(got_dtype, expected_dtype):
+    diff = compare_values(torch.tensor([1, 3], dtype=getattr(torch, expected_dtype)),
+                          torch.tensor([2, 3], dtype=getattr(torch, got_dtype)))
+    assert diff is not None and "less precise" not in diff
+
+
+class _MyStr(str):
+    pass
+
+
+def test_more_kinds_and_types():
+    assert compare_values(np.array([1], dtype=np.uint8), np.array([True])) == \
+        "output: expected integer values (uint8), got bool (bool)"
+    assert compare_values(np.array([True]), np.array([1], dtype=np.uint8)) == \
+        "output: expected bool values (bool), got integer (uint8)"
+    assert compare_values(np.array([1], dtype=np.uint8), np.array([1.0])) is None
+    assert compare_values("ab", _MyStr("ab")) == "output: expected 'ab', got 'ab'"  # the same type, not a subclass
+    assert compare_values([1.0], [1.4], rtol=0.5) is None and compare_values({"a": 1.0}, {"a": 1.4}, rtol=0.5) is None
+    assert compare_values([1.0], [1.6], rtol=0.5) is not None and compare_values({"a": 1.0}, {"a": 1.6}, rtol=0.5)
+
+
+def test_resolve():
+    import math as m
+
+    assert checks._resolve("math.fsum") == (m, "fsum")
+    assert checks._resolve(f"{__name__}._Sub.method") == (_Sub, "method")
+    assert checks._resolve("torch.nn.functional.softmax") == (torch.nn.functional, "softmax")
+    with pytest.raises(ValueError, match="cannot resolve 'nothing'"):
+        checks._resolve("nothing")
+
+
+def test_wires_look_like_what_they_replace_and_pass_keywords():
+    wires = checks._Tripwires([], None)
+    wire = wires.wrap(_fsum_ref, "x")
+    assert wire.__name__ == "_fsum_ref" and wire.__wrapped__ is _fsum_ref and wire([1.0, 2.0]) == 3.0
+    assert wires.wrap(math.fsum, "y").__name__ == "fsum"
+    ex = _forbidding([f"{__name__}._Sub.method"], reference=lambda xs: 2 * xs[0])
+    result = ex.run(lambda xs: _Sub().method(x=xs[0]))
+    assert result.passed and result.forbidden == [f"{__name__}._Sub.method"]
+
+
+def test_a_wire_counts_only_while_armed():
+    wires = checks._Tripwires([], None)
+    wire = wires.wrap(_fsum_ref, "x")
+    wire([1.0])
+    assert wires.hits == []
+    with wires.armed():
+        wire([1.0])
+    wire([1.0])
+    assert wires.hits == ["x"] and wires._armed is False
+
+
+def test_an_unpatchable_name_does_not_stop_the_others():
+    ex = _forbidding(["builtins.int.bit_length", "math.fsum"])
+    assert ex.run(lambda xs: math.fsum(xs)).forbidden == ["math.fsum"]
+
+
+def test_a_bound_method_of_a_forbidden_function_is_caught():
+    ex = _forbidding([f"{__name__}._Base.method"], reference=lambda xs: 2 * xs[0])
+    assert ex.run(lambda xs: 2 * xs[0]).forbidden == []
+
+    class Answer:
+        def __call__(self, xs):
+            return 2 * xs[0]
+
+    assert ex.run(Answer()).passed  # a callable object without __globals__ is fine
+    bound = _Base().method
+    ex2 = Exercise(id="97.2", name="m", title="m", reference=lambda x: 2 * x, cases=[Case((1.0,), label="one")],
+                   forbidden=[f"{__name__}._Base.method"], register=False)
+    assert ex2.run(bound).forbidden == [f"{__name__}._Base.method"]
+
+
+def test_calling_the_reference_through_the_exercise_still_gets_its_value():
+    ex = _forbidding([])
+    result = ex.run(lambda xs: ex.reference(xs))
+    assert result.passed and result.exercise == "97.1"
+
+
+def test_results_carry_the_exercise_id_and_exact_reports():
+    ex = _make()
+    assert ex.run(42).report == "✗ double (Exercise 99.1): expected a function, got int"
+    assert ex.run(42).exercise == "99.1" and ex.run(lambda x: 2 * x).exercise == "99.1"
+    fail = ex.run(lambda x: 3 * x)
+    assert fail.exercise == "99.1" and fail.report == (
+        "✗ double (Exercise 99.1): case 1 of 2 (small) is wrong\n"
+        "  input: array float64 (3,) [0., 1., 2.]\n"
+        "  output: 2 of 3 entries differ (tolerance atol=1e-06, rtol=1e-05)\n"
+        "  first at index 1: expected 2, got 3\n"
+        "  Likely mistake: you tripled instead of doubling"
+    )
+    unlabelled = _make_cases([Case((np.ones(1),))]).run(lambda x: x)
+    assert unlabelled.report.startswith("✗ double (Exercise 99.1): case 1 of 1 is wrong\n")
+
+    def stub(x):
+        raise NotImplementedError
+
+    assert ex.run(stub).exercise == "99.1" and ex.run(stub).report == "… double (Exercise 99.1): not implemented yet"
+    err = _make_err().run(lambda x: {}["missing"])
+    assert err.exercise == "99.1" and err.report.startswith("✗ double (Exercise 99.1): your function raised KeyError")
+
+
+def test_an_error_report_without_student_lines_ends_with_the_case():
+    report = _make().run(dict).report  # dict(array) fails inside C: no frame of the student's
+    assert report.endswith("on case 1 of 2 (small): array float64 (3,) [0., 1., 2.]")
+
+
+class _StandIn(Exception):
+    """Like the grader's replay error: the kind and the lines come from the worker."""
+
+    kind = "ZeroDivisionError"
+    where = "  at line 9 in f (cell 4): 1 / 0"
+
+
+def test_a_stand_in_error_reports_the_workers_kind_and_lines():
+    def replay(x):
+        raise _StandIn("division by zero")
+
+    report = _make().run(replay).report
+    assert report == ("✗ double (Exercise 99.1): your function raised ZeroDivisionError: division by zero\n"
+                      "  on case 1 of 2 (small): array float64 (3,) [0., 1., 2.]\n"
+                      "  at line 9 in f (cell 4): 1 / 0")
+
+
+def test_a_broken_comparison_describes_both_sides():
+    ex = _make(compare=lambda expected, got: 1 / 0)
+    report = ex.run(lambda x: 2 * x).report
+    assert "  output: expected array float64 (3,) [0., 2., 4.], got array float64 (3,) [0., 2., 4.] " \
+           "(ZeroDivisionError: division by zero)" in report
+
+
+def test_a_custom_compare_gets_expected_then_got():
+    seen = []
+    ex = _make(compare=lambda expected, got: seen.append((expected.sum(), got.sum())))
+    ex.run(lambda x: 3 * x)
+    assert seen[0] == (6.0, 9.0)
+
+
+def test_order_of_wrong_variants_does_not_hide_a_match():
+    def raises(x):
+        raise RuntimeError("no")
+
+    ex = _make(wrong=[Wrong(lambda x: x, "random", random=True), Wrong(raises, "raises"),
+                      Wrong(lambda x: 3 * x, "tripled")])
+    assert ex.run(lambda x: 3 * x).matched == ["tripled"]
+    ex = _make(wrong=[Wrong(raises, "random", random=True), Wrong(raises, "raises")])
+    assert ex.run(raises).matched == ["raises"]
+
+
+def test_a_random_answer_that_also_matches_a_variant_gets_both_messages():
+    calls = []
+
+    def student(x):
+        calls.append(1)
+        return 3 * x if len(calls) == 1 else 4 * x
+
+    ex = _make(wrong=[Wrong(lambda x: 3 * x, "tripled"), Wrong(lambda x: x, "random", random=True)])
+    assert ex.run(student).matched == ["tripled", "random"]
+
+
+def test_describe_edges():
+    assert checks._describe("x" * 59) == "'" + "x" * 56 + "..."  # a repr of 61 characters is cut
+    assert checks._describe([0] * 6) == "[0, 0, 0, 0, 0, 0]" and checks._describe([0] * 7) == "list of 7"
+
+
+def test_rules_list_all_declared_names():
+    assert _forbidding(["math.fsum", "math.prod", "math.hypot"]).rules().startswith(
+        "**Not allowed:** `math.fsum`, `math.prod`, `math.hypot` and this exercise's own reference")
