@@ -212,7 +212,6 @@ class BPETokenizer(Tokenizer):
             raise ValueError(f"pattern {self.pattern[:60]!r} is not a valid regex: {e}") from None
         self.merges: dict[tuple[int, int], int] = {}
         self.vocab: dict[int, bytes] = {i: bytes([i]) for i in range(256)}
-        self.special_tokens: dict[str, int] = {}
         if isinstance(special_tokens, str):
             raise ValueError(f"special_tokens must be a list of strings, got the single string {special_tokens!r}")
         self._special_names = list(dict.fromkeys(special_tokens))
@@ -227,7 +226,7 @@ class BPETokenizer(Tokenizer):
 
     def _assign_special_ids(self) -> None:
         base = 256 + len(self.merges)
-        self.special_tokens = {s: base + i for i, s in enumerate(self._special_names)}
+        self.special_tokens: dict[str, int] = {s: base + i for i, s in enumerate(self._special_names)}
         self._rebuild()
 
     def _rebuild(self) -> None:
@@ -631,11 +630,12 @@ class WordPiece(Tokenizer):
 
     @classmethod
     def from_file(cls, path: str | os.PathLike, **kwargs) -> "WordPiece":
-        """Load a vocab.txt (one token per line; the line number is the id)."""
-        tokens = Path(path).read_text(encoding="utf-8").split("\n")
-        if tokens and tokens[-1] == "":
-            tokens.pop()
-        return cls([t.rstrip("\r") for t in tokens], **kwargs)
+        """Load a vocab.txt (one token per line; the line number is the id; \\n, \\r\\n and \\r end a
+        line, as when BERT's own code reads it)."""
+        tokens = Path(path).read_text(encoding="utf-8").split("\n")  # read_text turns \r\n and \r into \n
+        if tokens[-1] == "":
+            tokens.pop()  # the final newline ends the last line; it starts no empty token
+        return cls(tokens, **kwargs)
 
     @property
     def vocab_size(self) -> int:

@@ -1,6 +1,7 @@
 """Tests for lmcourse.tokenizers. Oracle: tiktoken.Encoding built from our own merges."""
 from __future__ import annotations
 
+import array
 import inspect
 import os
 
@@ -516,7 +517,7 @@ def test_decode_accepts_integer_tensors_and_arrays(mixed_tok):
     for name, decode, ids, text in _decoders(mixed_tok):
         for form in (torch.tensor(ids), torch.tensor(ids, dtype=torch.int32), np.array(ids),
                      np.array(ids, dtype=np.uint16), tuple(ids), [np.int64(i) for i in ids],
-                     [torch.tensor(i) for i in ids], iter(ids)):
+                     [torch.tensor(i) for i in ids], iter(ids), array.array("q", ids)):
             assert decode(form) == text, (name, form)
     assert mixed_tok.token_str(np.int64(104)) == mixed_tok.token_str(torch.tensor(104)) == "h"
 
@@ -550,6 +551,10 @@ def test_decode_rejects_float_bool_and_multi_dimensional_tensors(mixed_tok):
             decode([np.bool_(True)])
         with pytest.raises(ValueError, match=r"got 2\.0 \(float\) at position 0"):
             decode([np.float64(2.0)])
+        with pytest.raises(ValueError, match=r"got tensor\(\[1, 2\]\) \(Tensor\) at position 0"):
+            decode([torch.tensor([1, 2])])
+        with pytest.raises(ValueError, match=r"got array\('q', \[1\]\) \(array\) at position 0"):
+            decode([array.array("q", [1])])
         with pytest.raises(ValueError, match=r"ids must be 1-D, got a 2-D Tensor of shape \(1, 2\)$"):
             decode(torch.tensor([ids[:2]]))
         with pytest.raises(ValueError, match=r"ids must be 1-D, got a 0-D ndarray of shape \(\); wrap a single"):
@@ -646,6 +651,10 @@ def _saved_lines(tmp_path) -> list[str]:
     (lambda L: L.__setitem__(2, "2"), r"line 5: expected special token 1 as a JSON string, got '3'"),
     (lambda L: L.__setitem__(8, "trailing"), r"line 9: unexpected text after the last of 3 merges: 'trailing'"),
     (lambda L: L.__setitem__(slice(3, None), []), r"line 4: missing special token 0: the file ends after 3 lines"),
+    (lambda L: L.__setitem__(slice(2, None), []), r"line 3: missing the number of special tokens: the file ends after 2"),
+    (lambda L: L.__setitem__(slice(4, None), []), r"line 5: missing the number of merges: the file ends after 4 lines"),
+    (lambda L: L.__setitem__(6, "97 x\t\"ab\""), r"line 7: expected a merge"),
+    (lambda L: L.__setitem__(5, '97 97\t"a\ta" (a tab in the part for people)'), None),
     (lambda L: L.__setitem__(slice(1, None), []), r"line 2: missing the split pattern: the file ends after 1 lines"),
     (lambda L: L.pop(), None),                     # no final newline: still a valid file
     (lambda L: L.append(""), r"line 9: unexpected text after the last of 3 merges: ''"),
@@ -676,7 +685,7 @@ def test_load_rejects_a_file_that_is_not_utf8_or_empty(tmp_path):
 # ------------------------------------------------------------------ WordPiece: files and lengths
 
 
-@pytest.mark.parametrize("ending", ["", "\n", "\r\n"])
+@pytest.mark.parametrize("ending", ["", "\n", "\r\n"], ids=["no-final-newline", "lf", "crlf"])
 def test_wordpiece_from_file_keeps_the_last_token(tmp_path, ending):
     path = tmp_path / "vocab.txt"
     path.write_bytes((ending or "\n").join(VOCAB).encode("utf-8") + ending.encode())
@@ -684,6 +693,10 @@ def test_wordpiece_from_file_keeps_the_last_token(tmp_path, ending):
     assert wp.vocab_size == len(VOCAB) and wp.vocab["café"] == len(VOCAB) - 1 and "" not in wp.vocab
     path.write_text("[UNK]\n\nlast", encoding="utf-8")  # an empty line inside is a token (as in BERT)
     assert WordPiece.from_file(path).vocab == {"[UNK]": 0, "": 1, "last": 2}
+    path.write_text("[UNK]\r\nMAX\r\n\rx \t\r\n", encoding="utf-8")  # \r\n, \r, \n end lines (as in BERT)
+    assert list(WordPiece.from_file(path).vocab) == ["[UNK]", "MAX", "", "x \t"]  # nothing else is stripped
+    path.write_text("[UNK]\nx\u2028y\x85\n", encoding="utf-8")  # other line separators are token characters
+    assert list(WordPiece.from_file(path).vocab) == ["[UNK]", "x\u2028y\x85"]
 
 
 def test_wordpiece_max_length_without_a_pair():
@@ -797,9 +810,9 @@ def test_truncated_keeps_special_tokens_and_refuses_bools():
 
 
 def test_save_writes_non_ascii_special_tokens_as_text(tmp_path):
-    tok = BPETokenizer(pattern=r"\p{Han}+|[^\p{Han}]+", special_tokens=["<|终|>"])
+    tok = BPETokenizer(pattern="[一-龥]+|[^一-龥]+", special_tokens=["<|终|>"])
     lines = tok.save(tmp_path / "zh.bpe").read_text(encoding="utf-8").split("\n")
-    assert lines == ["lmcourse-bpe 1", '"\\\\p{Han}+|[^\\\\p{Han}]+"', "1", '"<|终|>"', "0", ""]
+    assert lines == ["lmcourse-bpe 1", '"[一-龥]+|[^一-龥]+"', "1", '"<|终|>"', "0", ""]
     back = BPETokenizer.load(tmp_path / "zh.bpe")
     assert back.special_tokens == {"<|终|>": 256} and back.pattern == tok.pattern
 
