@@ -528,6 +528,7 @@ def test_decode_accepts_integer_tensors_and_arrays(mixed_tok):
     (["h"], r"got 'h' \(str\) at position 0"),
     ([None], r"got None \(NoneType\)"),
     ("hi", r"ids must be a sequence of ints, got str"),
+    (b"hi", r"ids must be a sequence of ints, got bytes: b'hi'; wrap"),  # bytes.decode() was meant
     (104, r"ids must be a sequence of ints, got int: 104; wrap a single id in a list"),
 ])
 def test_decode_rejects_what_is_not_an_id(mixed_tok, bad, message):
