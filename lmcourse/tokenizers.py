@@ -583,19 +583,14 @@ class BPETokenizer(Tokenizer):
 # ---------------------------------------------------------------------------------------------
 
 
-def _is_whitespace(ch: str) -> bool:
-    return ch in " \t\n\r" or unicodedata.category(ch) == "Zs"
-
-
 def _is_control(ch: str) -> bool:  # as BERT: every "C*" category (control, format, private use, ...)
     return ch not in "\t\n\r" and unicodedata.category(ch).startswith("C")
 
 
 def _is_punctuation(ch: str) -> bool:
-    cp = ord(ch)  # BERT counts all non-alphanumeric ASCII as punctuation ("$", "^", "`", ...)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(ch).startswith("P")
+    # BERT counts all non-alphanumeric printable ASCII as punctuation: beyond Unicode's P* categories,
+    # that adds the ASCII symbols below (currency, math and modifier symbols)
+    return ch in "$+<=>^`|~" or unicodedata.category(ch).startswith("P")
 
 
 def _is_cjk(ch: str) -> bool:
@@ -649,11 +644,10 @@ class WordPiece(Tokenizer):
         for ch in text:
             if ch == "\ufffd" or _is_control(ch):  # \x00 is a control character too
                 continue
-            if _is_cjk(ch):
-                chars += [" ", ch, " "]
-            else:
-                chars.append(" " if _is_whitespace(ch) else ch)
+            chars += [" ", ch, " "] if _is_cjk(ch) else [ch]
         out: list[str] = []
+        # str.split() splits at BERT's whitespace (" ", \t, \n, \r and every Zs space) and at \u2028,
+        # \u2029, as BERT's own split after its clean-up does
         for word in unicodedata.normalize("NFC", "".join(chars)).split():
             if word in self.never_split:
                 out.append(word)

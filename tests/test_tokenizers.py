@@ -849,6 +849,7 @@ def test_wordpiece_ascii_punctuation_is_every_non_alphanumeric(cp):
     ("«", ["a", "«", "b"]), ("、", ["a", "、", "b"]), ("¿", ["a", "¿", "b"]),  # Unicode punctuation (P*)
     ("€", ["a€b"]), ("±", ["a±b"]), ("é", ["aéb"]),                            # symbols and letters are not
     ("\u00a0", ["a", "b"]), ("\u3000", ["a", "b"]), ("\r", ["a", "b"]), ("\n", ["a", "b"]),  # whitespace
+    ("\t", ["a", "b"]), ("\u2028", ["a", "b"]), ("\u2003", ["a", "b"]), (" \u0301", ["a", "\u0301b"]),
     ("\x7f", ["ab"]), ("\x85", ["ab"]), ("\u200b", ["ab"]), ("\ufffd", ["ab"]), ("\x00", ["ab"]),  # dropped
 ])
 def test_wordpiece_unicode_punctuation_whitespace_and_control(ch, expected):
@@ -883,6 +884,7 @@ def test_wordpiece_never_split_defaults_and_options(tmp_path):
     assert wp.basic_tokenize(" ".join(specials) + " [NOPE]") == specials + ["[", "nope", "]"]
     assert WordPiece(VOCAB, never_split=["[CLS]"]).basic_tokenize("[CLS] [SEP]") == ["[CLS]", "[", "sep", "]"]
     assert WordPiece(VOCAB, never_split=["[XYZ]"]).basic_tokenize("[XYZ]") == ["[", "xyz", "]"]  # not in vocab
+    assert WordPiece(VOCAB, max_input_chars_per_word=3).tokenize("[CLS] hello") == ["[CLS]", "[UNK]"]  # never split
     custom = WordPiece({"<unk>": 7, "a": 3, "##b": 9}, unk_token="<unk>")
     assert custom.encode("ab a c") == [3, 9, 3, 7] and custom.decode([3, 9, 3, 7]) == "ab a <unk>"
     assert custom.vocab_size == 3 and custom.inv_vocab == {7: "<unk>", 3: "a", 9: "##b"}
