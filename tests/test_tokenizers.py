@@ -320,6 +320,12 @@ def test_bad_inputs_raise_value_error_naming_the_value():
         CharTokenizer.fit("abc").encode(["a"])
     with pytest.raises(ValueError, match="expects text as a str, got NoneType"):
         WordPiece(VOCAB).encode(None)
+    with pytest.raises(ValueError, match="expects text as a str, got int"):
+        WordPiece(VOCAB).tokenize(3)
+    with pytest.raises(ValueError, match="encode expects a str, got int"):
+        BPETokenizer().encode_ordinary(3)
+    with pytest.raises(ValueError, match="encode expects a str, got float"):
+        BPETokenizer().encode(3.0, allowed_special="all")
 
 
 # ---------------------------------------------------------------------------- characters
