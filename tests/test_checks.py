@@ -923,3 +923,17 @@ def test_describe_edges():
 def test_rules_list_all_declared_names():
     assert _forbidding(["math.fsum", "math.prod", "math.hypot"]).rules().startswith(
         "**Not allowed:** `math.fsum`, `math.prod`, `math.hypot` and this exercise's own reference")
+
+
+def test_positional_and_keyword_inputs_are_both_deep_copied():
+    x, y = np.ones(2), np.ones(2)
+    ex = Exercise(id="95.1", name="add", title="add", reference=lambda x, y: x + y,
+                  cases=[Case((x,), {"y": y}, label="a")], register=False)
+
+    def mutating(x, y):
+        x *= 5
+        y *= 7
+        return x / 5 + y / 7
+
+    assert ex.run(mutating).passed and ex.run(mutating).passed
+    assert (x == 1).all() and (y == 1).all()
