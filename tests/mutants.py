@@ -24,11 +24,13 @@ How each mutmut status is counted:
 
 Equivalent mutants, excluded from the rate (from its numerator and its denominator, whatever
 their status, so that excluding them cannot inflate it):
-1. Mechanically: a mutant whose every change replaces one string constant by another inside a
-   `raise` statement, i.e. mutmut's "XX" + text + "XX" and upper/lower-case variants of the
-   literal wording of an exception message. The wording of a message is not behaviour a test
+1. Mechanically: a mutant whose every change replaces one string constant by another that is
+   literal text of the message of a `raise` (an argument of the exception's own call, a plain
+   part of an f-string or of a "+" concatenation), i.e. mutmut's "XX" + text + "XX" and
+   upper/lower-case variants of the wording of an exception message. The wording of a message is not behaviour a test
    should freeze. What a message *names* still counts: a mutant that changes an interpolated
-   value (`{type(x).__name__}` -> `{type(None).__name__}`), drops the message, changes the
+   value (`{type(x).__name__}` -> `{type(None).__name__}`, `{getattr(x, "dtype")}` ->
+   `{getattr(x, "DTYPE")}`), drops the message, changes the
    exception or removes the `raise` is behaviour-changing, and the quality bar ("bad input raises
    ValueError naming what was wrong") wants a test that pins it (`pytest.raises(ValueError,
    match="got int")`). Column "equivalent" includes these; the survivors list names the rule.
@@ -207,7 +209,16 @@ def _message_text_only(orig_src: str, mutant_src: str) -> bool:
             return False
         if not (isinstance(x.value, str) and isinstance(y.value, str)):
             return False
-        if not any(isinstance(node, ast.Raise) for node in ancestors):
+        raises = [i for i, node in enumerate(ancestors) if isinstance(node, ast.Raise)]
+        if not raises:
+            return False
+        # Literal wording only: from the raise down to the constant, nothing but the exception's
+        # own call, f-string text and "+" concatenation. A constant inside an f-string's {...}
+        # (getattr(x, "dtype")) or in any other call changes what the message names.
+        path = ancestors[raises[-1] + 1 :]
+        if not path or not isinstance(path[0], ast.Call):
+            return False
+        if not all(isinstance(node, (ast.JoinedStr, ast.BinOp)) for node in path[1:]):
             return False
     return True
 

@@ -41,10 +41,17 @@ def test_message_wording_is_equivalent(old, new):
     ('ValueError("f expects a str, got " + type(x).__name__)', "ValueError(None)"),  # message dropped
     ("ValueError", "TypeError"),  # another exception
     ('strip(" ")', 'strip("XX XX")'),  # a str constant outside a raise: behaviour
+    ("type(x).__name__", 'getattr(x, "DTYPE", "?")'),  # a constant in what the message names
     ("not isinstance", "isinstance"),
 ])
 def test_behaviour_changes_are_not_equivalent(old, new):
     assert not mutants._message_text_only(ORIG, _mutate(old, new))
+
+
+def test_constant_inside_an_fstring_field_is_not_wording():
+    src = 'def f(x):\n    raise ValueError(f"needs a float, got {getattr(x, \'dtype\', None)}")\n'
+    assert mutants._message_text_only(src, src.replace("needs", "NEEDS"))
+    assert not mutants._message_text_only(src, src.replace("'dtype'", "'DTYPE'"))
 
 
 def test_identical_function_is_not_called_equivalent():
