@@ -27,13 +27,13 @@ their status, so that excluding them cannot inflate it):
 1. Mechanically: a mutant whose every change replaces one string constant by another that is
    literal text of the message of a `raise` (an argument of the exception's own call, a plain
    part of an f-string or of a "+" concatenation), i.e. mutmut's "XX" + text + "XX" and
-   upper/lower-case variants of the wording of an exception message. The wording of a message is not behaviour a test
-   should freeze. What a message *names* still counts: a mutant that changes an interpolated
-   value (`{type(x).__name__}` -> `{type(None).__name__}`, `{getattr(x, "dtype")}` ->
-   `{getattr(x, "DTYPE")}`), drops the message, changes the
-   exception or removes the `raise` is behaviour-changing, and the quality bar ("bad input raises
-   ValueError naming what was wrong") wants a test that pins it (`pytest.raises(ValueError,
-   match="got int")`). Column "equivalent" includes these; the survivors list names the rule.
+   upper/lower-case variants of the wording of an exception message. The wording of a message
+   is not behaviour a test should freeze. What a message *names* still counts: a mutant that
+   changes an interpolated value (`{type(x).__name__}` -> `{type(None).__name__}`,
+   `{getattr(x, "dtype")}` -> `{getattr(x, "DTYPE")}`), drops the message, changes the
+   exception or removes the `raise` is behaviour-changing, and the quality bar ("bad input
+   raises ValueError naming what was wrong") wants a test that pins it (`pytest.raises(
+   ValueError, match="got int")`). Column "equivalent" includes these; the survivors list names the rule.
 2. By hand: a line in tests/mutants_equivalent.txt of the form
        lmcourse/attention.py::MultiHeadAttention.forward::1a2b3c4d  why it cannot change behaviour
    The key (file, function, and a hash of the removed and added lines) is printed next to each
