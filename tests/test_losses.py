@@ -824,3 +824,24 @@ def test_softmax_of_a_scalar_follows_torch():
     x = torch.tensor(2.0, dtype=torch.float64)
     assert torch.equal(losses.softmax(x), torch.softmax(x, -1))
     assert torch.equal(losses.log_softmax(x, 0), torch.log_softmax(x, 0))
+
+
+def test_softmax_and_log_softmax_default_to_the_last_dim():
+    x = _logits((2, 3, 4), torch.float64)
+    assert torch.equal(losses.softmax(x), losses.softmax(x, -1))
+    assert torch.equal(losses.log_softmax(x), losses.log_softmax(x, -1))
+    assert _max_err(losses.softmax(x), torch.softmax(x, -1)) <= 1e-12
+    assert _max_err(losses.log_softmax(x), torch.log_softmax(x, -1)) <= 1e-12
+
+
+def test_cross_entropy_stays_on_the_logits_device_and_dtype():
+    # "meta" stands in for a GPU: every helper tensor must be made on the logits' device
+    x, y = torch.empty(3, 4, device="meta"), torch.empty(3, 4, device="meta")
+    assert losses.cross_entropy(x, y).device.type == "meta"
+    assert losses.cross_entropy_grad(x, y).device.type == "meta"
+    # an upstream gradient given on the CPU, or in another dtype, is moved to the logits' device and dtype
+    g = losses.cross_entropy_grad(x, y, reduction="none", grad_output=torch.ones(3, dtype=torch.float64))
+    assert g.device.type == "meta" and g.dtype == torch.float32
+    z, t = _logits((3, 4), torch.float32), torch.tensor([0, 1, 2])
+    g = losses.cross_entropy_grad(z, t, reduction="none", grad_output=torch.full((3,), 2.0, dtype=torch.float64))
+    assert g.dtype == torch.float32 and _max_err(g, 2 * losses.cross_entropy_grad(z, t, reduction="none")) <= 1e-7
