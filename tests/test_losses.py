@@ -845,3 +845,14 @@ def test_cross_entropy_stays_on_the_logits_device_and_dtype():
     z, t = _logits((3, 4), torch.float32), torch.tensor([0, 1, 2])
     g = losses.cross_entropy_grad(z, t, reduction="none", grad_output=torch.full((3,), 2.0, dtype=torch.float64))
     assert g.dtype == torch.float32 and _max_err(g, 2 * losses.cross_entropy_grad(z, t, reduction="none")) <= 1e-7
+
+
+def test_attention_with_large_scores_does_not_overflow():
+    # scores of ±900: exp(900) overflows even float64, so the row max must be subtracted first
+    q = torch.tensor([[30.0], [-30.0]], dtype=torch.float64)
+    k = torch.tensor([[30.0], [29.0], [-30.0]], dtype=torch.float64)
+    v = torch.tensor([[1.0], [2.0], [3.0]], dtype=torch.float64)
+    ref, out, fn_out, expected, ours, via_fn = _grads_vs_torch(q, k, v, None)
+    assert torch.isfinite(out).all() and _max_err(out, ref) <= 1e-12
+    for a, b in zip(ours, expected):
+        assert torch.isfinite(a).all() and _max_err(a, b) <= 1e-10
