@@ -555,3 +555,20 @@ def test_apply_rotary_argument_checks_and_dtype():
     torch.testing.assert_close(y, apply_rotary(x.double(), cos, sin).float(), rtol=1e-6, atol=1e-6)
     # tables with leading dims broadcast, e.g. one (1, T, d/2) table for every batch row
     assert torch.equal(apply_rotary(x, cos[None], sin[None]), y)
+
+
+def test_nearest_breaks_ties_by_the_lower_id_even_among_many():
+    # 60 rows tie at similarity 1 and 60 at 0: an unstable sort would shuffle the ids within each tie
+    W = torch.zeros(120, 2, dtype=torch.float64)
+    W[0::2, 0] = 1.0
+    W[1::2, 1] = 1.0
+    ids, sims = nearest(W, torch.tensor([1.0, 0.0], dtype=torch.float64), k=120)
+    assert ids.tolist() == list(range(0, 120, 2)) + list(range(1, 120, 2))
+    assert sims.tolist() == [1.0] * 60 + [0.0] * 60
+
+
+def test_learned_positions_width_one_and_device():
+    lpe = LearnedPositionalEmbedding(4, 1)  # a width of 1 is a valid (if tiny) table
+    assert lpe(4).shape == (4, 1)
+    # "meta" stands in for a GPU: the output follows the table to its device
+    assert LearnedPositionalEmbedding(8, 2).to("meta")(3).device.type == "meta"
