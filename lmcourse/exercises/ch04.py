@@ -6,6 +6,7 @@ Derived in chapters/04_self_attention.ipynb; practised in solutions/04_self_atte
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -90,7 +91,10 @@ def _att_cases(seed: int) -> list[Case]:
 
 def _att_k_dot_T(q, k, v):
     T, d = q.shape[-2:]
-    scores = (q @ k.T / math.sqrt(d)).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
+    with warnings.catch_warnings():  # torch deprecates .T on >2-D tensors; the mistake is the point here
+        warnings.simplefilter("ignore", UserWarning)
+        kT = k.T
+    scores = (q @ kT / math.sqrt(d)).masked_fill(~torch.ones(T, T, dtype=torch.bool).tril(), float("-inf"))
     return torch.softmax(scores, dim=-1) @ v
 
 
