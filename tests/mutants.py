@@ -79,6 +79,8 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "tokenizers": ("lmcourse/tokenizers.py", ["tests/test_tokenizers.py"]),
     "attention": ("lmcourse/attention.py", ["tests/test_attention.py"]),
     "losses": ("lmcourse/losses.py", ["tests/test_losses.py"]),
+    "embeddings": ("lmcourse/embeddings.py", ["tests/test_embeddings.py"]),
+    "sequences": ("lmcourse/sequences.py", ["tests/test_sequences.py"]),
 }
 
 # One thread per test process, always (this overrides make's THREADS=2). mutmut forks each mutant's
