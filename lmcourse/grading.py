@@ -27,7 +27,6 @@ the grader's failure, never a student's 0.
 from __future__ import annotations
 
 import csv
-import importlib
 import io
 import json
 import math
@@ -43,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_atomic
+from .checks import _resolve
 from .checks import Case, Exercise, Result, load_all
 from .notebooks import chapter_number
 
@@ -153,20 +153,6 @@ def _alarm(seconds: float):
 
 def _disarm():
     signal.setitimer(signal.ITIMER_REAL, 0)
-
-
-def _resolve(dotted: str):
-    """(owner, attribute name) for "pkg.module.func" or "pkg.module.Class.method"."""
-    parts = dotted.split(".")
-    for i in range(len(parts) - 1, 0, -1):
-        try:
-            owner = importlib.import_module(".".join(parts[:i]))
-        except ImportError:
-            continue
-        for p in parts[i:-1]:
-            owner = getattr(owner, p)
-        return owner, parts[-1]
-    raise ValueError(f"cannot resolve {dotted!r}")
 
 
 def _code_cells(nb_path: Path) -> list[str]:
