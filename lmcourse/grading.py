@@ -413,6 +413,8 @@ def _check_writable(path: Path, what: str, *, folder: bool) -> None:
     if not folder and path.is_dir():
         raise ValueError(f"{what} {path}: is a folder, give a file name; nothing was graded")
     where = path if folder else path.parent
+    # The folders this probe creates are removed again: a run refused later leaves nothing behind.
+    created = [p for p in (where, *where.parents) if not p.exists()]
     try:
         where.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=where, prefix=".lmcourse-write-check-")
@@ -420,6 +422,12 @@ def _check_writable(path: Path, what: str, *, folder: bool) -> None:
         os.unlink(tmp)
     except OSError as exc:
         raise ValueError(f"{what} {path}: cannot be written ({exc.strerror or exc}); nothing was graded") from None
+    finally:
+        for p in created:  # innermost first
+            try:
+                p.rmdir()
+            except OSError:
+                break
 
 
 def _student_folders(submissions: Path) -> list[Path]:

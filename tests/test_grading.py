@@ -14,6 +14,12 @@ from lmcourse.cli import main as cli
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTION = json.loads((ROOT / "solutions" / "00_getting_started.ipynb").read_text())
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path, monkeypatch):
+    """Run each test from its tmp_path: `grade`'s default --feedback is relative to the cwd."""
+    monkeypatch.chdir(tmp_path)
 FAST = {"cell_seconds": 3, "call_seconds": 3, "timeout": 120}
 
 
@@ -205,7 +211,7 @@ def test_a_worker_that_cannot_start_is_the_graders_error_not_a_zero(tmp_path, mo
         grading.grade_notebook(subs / "alice" / "00_getting_started.ipynb", "alice", memory_mb=300, timeout=120)
     with pytest.raises(grading.GraderError, match="--memory-mb 300"):
         grading.grade_folder(subs, tmp_path / "g.csv", tmp_path / "fb", memory_mb=300, timeout=120)
-    assert not (tmp_path / "g.csv").exists() and list((tmp_path / "fb").iterdir()) == []
+    assert not (tmp_path / "g.csv").exists() and not (tmp_path / "fb").exists()
 
 
 def test_outputs_are_checked_for_writing_before_grading(tmp_path, no_grading, capsys):
@@ -248,3 +254,16 @@ def test_submissions_without_per_student_folders_are_errors(tmp_path, no_grading
         assert cli(["grade", str(subs), "--out", str(tmp_path / "g.csv")]) == 2
         assert "<student>/NN_topic.ipynb" in capsys.readouterr().err
     assert no_grading == [] and not (tmp_path / "g.csv").exists()
+
+
+def test_a_refused_run_leaves_no_folder_behind(tmp_path, no_grading, capsys):
+    """The writability probe removes the folders it made: a run refused after it creates nothing."""
+    subs = tmp_path / "subs"
+    _submit(subs, "alice")
+    # Refused by the worker probe, which comes after the outputs were checked for writing.
+    assert cli(["grade", str(subs), "--memory-mb", "300"]) == 2  # default --out and --feedback, in the cwd
+    assert cli(["grade", str(subs), "--out", str(tmp_path / "a" / "b" / "g.csv"),
+                "--feedback", str(tmp_path / "c" / "d"), "--memory-mb", "300"]) == 2
+    assert "Raise the limit" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["subs"], "a refused run left files or folders behind"
+    assert no_grading == []
