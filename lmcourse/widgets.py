@@ -24,8 +24,11 @@ DISPLAY_DPI = 80
 PIXEL_RATIO = 2
 
 
-def png_size(png: bytes) -> tuple[int, int]:
-    """(width, height) in pixels of a PNG, read from its IHDR header."""
+def png_size(png: bytes | bytearray | memoryview) -> tuple[int, int]:
+    """(width, height) in pixels of a PNG, read from its IHDR header (an Image widget's value works as is)."""
+    if not isinstance(png, (bytes, bytearray, memoryview)):
+        raise ValueError(f"png must be bytes, got {type(png).__name__}")
+    png = bytes(png)
     if len(png) < 24 or not png.startswith(b"\x89PNG\r\n\x1a\n") or png[12:16] != b"IHDR":
         raise ValueError("not a PNG image (no PNG signature and IHDR header)")
     return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
@@ -170,7 +173,8 @@ class AttentionExplorer:
             ax.set_title(f"head {h}", fontsize=9)
         if im is not None:
             fig.colorbar(im, ax=list(axes), label="attention weight", shrink=0.8)
-        fig.suptitle(f"scale = {self.current_scale():.3g}" + (", causal" if self.causal.value else ""), fontsize=9)
+        fig.suptitle(f"attention weights of each head (row = query, sums to 1); scale = {self.current_scale():.3g}"
+                     + (", causal mask" if self.causal.value else ""), fontsize=9)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=DISPLAY_DPI * PIXEL_RATIO)
         png = buf.getvalue()

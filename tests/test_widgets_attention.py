@@ -170,7 +170,7 @@ def test_image_is_shown_at_its_natural_size(sentence, n_head):
     1 / PIXEL_RATIO of its pixel size (sharp on high-density screens), and is not a flex
     item that stretches (a VBox is a flex column whose default is align-items: stretch)."""
     ex = attention_explorer(sentence=sentence, n_head=n_head, seed=0)
-    w_px, h_px = png_size(bytes(ex.image.value))
+    w_px, h_px = png_size(ex.image.value)  # a memoryview, as the widget holds it
     fig_w, fig_h = ex.last.figure.get_size_inches()
     assert (w_px, h_px) == (round(fig_w * DISPLAY_DPI * PIXEL_RATIO), round(fig_h * DISPLAY_DPI * PIXEL_RATIO))
     assert shown_width(ex) == round(w_px / PIXEL_RATIO)
@@ -195,3 +195,20 @@ def test_image_size_follows_the_heads_and_the_sentence():
 def test_png_size_rejects_what_is_not_a_png():
     with pytest.raises(ValueError, match="not a PNG"):
         png_size(b"GIF89a" + bytes(30))
+
+
+def test_png_size_reads_any_bytes_like_and_names_a_wrong_type():
+    png = b"\x89PNG\r\n\x1a\n" + bytes(4) + b"IHDR" + (640).to_bytes(4, "big") + (480).to_bytes(4, "big")
+    for value in (png, bytearray(png), memoryview(png)):
+        assert png_size(value) == (640, 480)
+    with pytest.raises(ValueError, match="png must be bytes, got str"):
+        png_size("not bytes")
+
+
+def test_explorer_title_says_what_is_drawn():
+    ex = attention_explorer()
+    view = ex.render()
+    title = view.figure._suptitle.get_text()
+    assert title.startswith("attention weights of each head") and "scale = 0.25" in title and "causal" not in title
+    ex.causal.value = True
+    assert ex.render().figure._suptitle.get_text().endswith(", causal mask")
