@@ -122,6 +122,9 @@ def _grade(args) -> int:
         )
     except (ValueError, GraderError) as exc:
         return _error(str(exc))
+    for g in grades:  # e.g. two notebooks for one chapter: the instructor should know, not only the student
+        for w in g.warnings:
+            print(f"warning: {g.student}: {w}", file=sys.stderr)
     students = sorted({g.student for g in grades})
     for s in students:
         mine = [g for g in grades if g.student == s]

@@ -26,12 +26,15 @@ the grader's failure, never a student's 0.
 """
 from __future__ import annotations
 
+import copy
 import csv
+import html
 import io
 import json
 import math
 import os
 import pickle
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +53,10 @@ CELL_SECONDS = 60
 CALL_SECONDS = 30
 NOTEBOOK_SECONDS = 600
 MEMORY_MB = 2048
+# The most the grader reads back from one worker: its result file (more is that student's
+# error, never the grader's memory) and, for the note on a crash, the end of its stderr.
+OUTPUT_BYTES = 64 * 2**20
+STDERR_TAIL_BYTES = 4096
 
 
 class GraderError(RuntimeError):
@@ -61,6 +68,10 @@ def encode(value: Any) -> Any:
     """A JSON-safe form of a return value (tensors, arrays, numbers, str, lists, tuples, dicts)."""
     import numpy as np
 
+    if isinstance(value, np.generic):  # before int/float: np.float64 is a float, np.bool_ is not a bool
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"cannot grade a NumPy scalar of dtype {value.dtype}")
+        return {"scalar": value.dtype.str, "data": _flat(np.asarray(value))[0]}
     if value is None or isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
@@ -75,7 +86,7 @@ def encode(value: Any) -> Any:
         if a.dtype in (_torch().float16, _torch().bfloat16):
             a = a.float()
         return {"tensor": dtype, "shape": list(a.shape), "data": _flat(a.numpy())}
-    if isinstance(value, np.ndarray) or isinstance(value, np.generic):
+    if isinstance(value, np.ndarray):  # 0-d arrays too: shape []
         a = np.asarray(value)
         if a.dtype.kind not in "biuf":
             raise TypeError(f"cannot grade an array of dtype {a.dtype}")
@@ -109,6 +120,12 @@ def decode(obj: Any) -> Any:
         return int(obj["int"])
     if "float" in obj:
         return float(obj["float"])
+    if "scalar" in obj:
+        dtype = np.dtype(obj["scalar"])
+        if dtype.kind not in "biuf":
+            raise ValueError(f"not a numeric NumPy dtype: {obj['scalar']}")
+        x = obj["data"]
+        return dtype.type(float(x) if isinstance(x, str) else x)
     if "array" in obj or "tensor" in obj:
         data = [float(x) if isinstance(x, str) else x for x in obj["data"]]
         if "array" in obj:
@@ -156,17 +173,67 @@ def _disarm():
 
 
 def _code_cells(nb_path: Path) -> list[str]:
+    """Every code cell as Python, through IPython's own input transformer (as Jupyter would):
+    `!ls` becomes `get_ipython().system('ls')`, `%time x` `get_ipython().run_line_magic(...)`,
+    and a line that merely starts with `!=` (a PEP 8 continuation) stays what it is."""
     import nbformat
+    from IPython.core.inputtransformer2 import TransformerManager
 
     nb = nbformat.read(nb_path, as_version=4)
+    manager = TransformerManager()
     cells = []
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
-        # IPython magics and shell escapes are not Python; the checks' own calls are not needed.
-        lines = [ln for ln in cell.source.split("\n") if not ln.lstrip().startswith(("%", "!"))]
-        cells.append("\n".join(lines))
+        try:
+            cells.append(manager.transform_cell(cell.source))
+        except Exception:  # noqa: BLE001 - left as is: compiling it reports the error as the cell's
+            cells.append(cell.source)
     return cells
+
+
+class _Discard(io.TextIOBase):
+    """The notebook's prints: dropped, so that printing gigabytes costs the worker nothing."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        return len(s)
+
+
+class _NoShell:
+    """`get_ipython()` in the worker: a minimal stand-in, not an InteractiveShell (which would run
+    shell commands and every magic). Shell escapes (`!cmd`, `x = !cmd`, `%system`, `%%bash`) run
+    nothing, so a submission cannot reach a shell through the grader; magics do nothing, except
+    the timing and capturing ones that also run code (`%time stmt`, `%%time`, `%%capture`), whose
+    code runs as any other cell code so what it defines is defined."""
+
+    _RUNS_ITS_CODE = {"time", "capture", "prun"}
+
+    def __init__(self, namespace: dict, cell: list):
+        self._namespace, self._cell = namespace, cell
+        self.user_ns = namespace
+
+    def _run(self, code: str) -> None:
+        exec(compile(code, f"<cell {self._cell[0]}>", "exec"), self._namespace)
+
+    def system(self, cmd: str = "", *args, **kwargs) -> None:
+        return None
+
+    def getoutput(self, cmd: str = "", *args, **kwargs) -> list:
+        return []
+
+    def run_line_magic(self, name: str, line: str = "", *args, **kwargs) -> None:
+        if name in ("time",) and line.strip():
+            self._run(line)
+
+    def run_cell_magic(self, name: str, line: str = "", cell: str = "", *args, **kwargs) -> None:
+        if name in self._RUNS_ITS_CODE:
+            self._run(cell)
+
+    def __getattr__(self, name: str):  # any other shell method a cell reaches: does nothing
+        return lambda *args, **kwargs: None
 
 
 def worker(job: dict) -> dict:
@@ -208,12 +275,21 @@ def worker(job: dict) -> dict:
         # Set-up is done and no student code has run yet: from here on a crash is the notebook's.
         Path(job["started"]).write_text("started")
 
+    # Every cell runs, the checks' own calls included: in the worker they do nothing (the grader
+    # judges the returned values itself), so a cell that also defines the function is not lost.
+    from . import checks as _checks
+
+    for method in ("check", "hint", "solution"):
+        setattr(_checks.Exercise, method, lambda self, *args, **kwargs: None)
+    cell_number = [0]
+    shell = _NoShell(namespace, cell_number)
+    namespace["get_ipython"] = lambda: shell
+
     real_stdout, real_stderr = sys.stdout, sys.stderr
-    sys.stdout = sys.stderr = io.StringIO()  # the notebook's prints are not the grader's output
+    sys.stdout = sys.stderr = _Discard()  # the notebook's prints are not the grader's output
     try:
         for i, source in enumerate(_code_cells(nb_path), 1):
-            if ".check(" in source and "def " not in source:
-                continue
+            cell_number[0] = i
             try:
                 _alarm(job["cell_seconds"])
                 exec(compile(source, f"<cell {i}>", "exec"), namespace)
@@ -237,8 +313,11 @@ def worker(job: dict) -> dict:
             for args, kwargs in ex["cases"]:
                 armed["names"], armed["hit"] = set(ex["forbidden"]), None
                 try:
+                    # Fresh copies for every call: a function that changes its input in place
+                    # (`x /= T`) must not change the next case, which may share that array.
+                    call_args, call_kwargs = copy.deepcopy((args, kwargs))
                     _alarm(job["call_seconds"])
-                    out = fn(*args, **kwargs)
+                    out = fn(*call_args, **call_kwargs)
                     _disarm()
                     armed["names"] = None
                     calls.append({"value": encode(out)})
@@ -265,13 +344,15 @@ def worker(job: dict) -> dict:
     return {"log": log, "results": results}
 
 
-def _limits(memory_mb: int, cpu_seconds: int):
+def _limits(memory_mb: int, cpu_seconds: int, file_bytes: int):
     def apply():  # runs in the child before exec
         import resource
 
         limit = memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 5))
+        # No file the worker writes (its result, its stderr) grows past this: SIGXFSZ ends it.
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_bytes, file_bytes))
         os.setsid()
 
     return apply
@@ -285,6 +366,7 @@ class NotebookGrade:
     scores: dict[str, float] = field(default_factory=dict)
     reports: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # for the instructor, printed by `lmcourse grade`
 
 
 class _Replay:
@@ -324,7 +406,7 @@ def exercises_for(chapter: int) -> list[Exercise]:
 
 @dataclass
 class _WorkerRun:
-    status: str  # "ok", "not_started", "timed_out" or "crashed"
+    status: str  # "ok", "not_started", "timed_out", "crashed" or "oversize"
     data: dict | None = None
     why: str = ""
 
@@ -339,13 +421,16 @@ def _run_worker(job: dict, *, timeout: float, memory_mb: int) -> _WorkerRun:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("LMCOURSE_GRADE",))}
         env.update({"HOME": str(sandbox), "MPLBACKEND": "Agg", "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"})
         cmd = [sys.executable, "-m", "lmcourse.grading", str(job_file), str(out_file)]
+        cap = OUTPUT_BYTES
+        # Room for the honest files a worker writes (caches under HOME); the result is capped below.
+        file_bytes = max(cap, 64 * 2**20) + STDERR_TAIL_BYTES
         err_file = Path(tmp) / "stderr.txt"
         timed_out = False
         with open(err_file, "wb") as err:
             # Output goes to files, not pipes: a process the notebook leaves behind cannot hang us.
             proc = subprocess.Popen(
                 cmd, cwd=sandbox, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
-                preexec_fn=_limits(memory_mb, max(1, math.ceil(timeout))),
+                preexec_fn=_limits(memory_mb, max(1, math.ceil(timeout)), file_bytes),
             )
             try:
                 proc.wait(timeout=timeout)
@@ -357,18 +442,36 @@ def _run_worker(job: dict, *, timeout: float, memory_mb: int) -> _WorkerRun:
                 except (ProcessLookupError, PermissionError):
                     pass
                 proc.wait()
-        tail = err_file.read_text(errors="replace").strip().splitlines()[-1:]
+        tail = _read_tail(err_file, STDERR_TAIL_BYTES).strip().splitlines()[-1:]
         why = f"exit {proc.returncode}" + (f": {tail[0][:300]}" if tail else "")
         if not started.exists():
             return _WorkerRun("not_started", why=f"it did not start within {timeout:g} s" if timed_out else why)
         if timed_out:
             return _WorkerRun("timed_out")
+        too_big = f"the worker's result is larger than the {cap / 2**20:g} MB cap"
+        if proc.returncode == -signal.SIGXFSZ:
+            return _WorkerRun("oversize", why=f"a file the notebook wrote is larger than {file_bytes / 2**20:.2g} MB")
         try:
-            data = json.loads(out_file.read_text())
+            with open(out_file, "rb") as f:
+                raw = f.read(cap + 1)  # never more than the cap, whatever the file's size
+            if len(raw) > cap:
+                return _WorkerRun("oversize", why=too_big)
+            data = json.loads(raw)
             data["results"], data["log"]  # noqa: B018 - both must be there
         except Exception:
             return _WorkerRun("crashed", why=why)
         return _WorkerRun("ok", data=data)
+
+
+def _read_tail(path: Path, n: int) -> str:
+    """The last `n` bytes of a file, as text (a worker may have written gigabytes to its stderr)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - n))
+            return f.read(n).decode(errors="replace")
+    except OSError:
+        return ""
 
 
 def check_limits(*, timeout: float = NOTEBOOK_SECONDS, memory_mb: int = MEMORY_MB,
@@ -497,6 +600,11 @@ def grade_notebook(
         for ex in exercises:
             grade.reports[ex.id] = f"✗ {ex.name} (Exercise {ex.id}): not graded, the notebook ran out of time"
         return grade
+    if run.status == "oversize":
+        grade.notes.append(f"error: {run.why}; nothing could be graded")
+        for ex in exercises:
+            grade.reports[ex.id] = f"✗ {ex.name} (Exercise {ex.id}): not graded, the notebook's output was too large"
+        return grade
     if run.status == "crashed":
         grade.notes.append(f"the notebook crashed the grader's worker ({run.why}); nothing could be graded")
         for ex in exercises:
@@ -547,8 +655,15 @@ def grade_folder(submissions: Path, out_csv: Path, feedback_dir: Path | None = N
         notebooks = sorted(student_dir.glob("*.ipynb"))
         if not notebooks:
             grades.append(NotebookGrade(student_dir.name, "", notes=["no notebook submitted"]))
-        for nb in notebooks:
-            grades.append(grade_notebook(nb, student_dir.name, **limits))
+        for nb, warning, graded in _one_per_chapter(notebooks):
+            if graded:
+                grade = grade_notebook(nb, student_dir.name, **limits)
+            else:
+                grade = NotebookGrade(student_dir.name, "", {ex.id: 0.0 for ex in exercises_for(chapter_number(nb))})
+            if warning:
+                grade.notes.append(warning)
+                grade.warnings.append(warning)
+            grades.append(grade)
     ids = sorted({k for g in grades for k in g.scores}, key=lambda k: [int(p) for p in k.split(".")])
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
@@ -562,16 +677,70 @@ def grade_folder(submissions: Path, out_csv: Path, feedback_dir: Path | None = N
     write_atomic(out_csv, buf.getvalue())
     if feedback_dir is not None:
         for student in [s.name for s in students]:
-            lines = [f"# Feedback for {student}", ""]
+            # Everything that came from the student (names, notes, reports with their error
+            # messages and values) is escaped or fenced: nothing in it is read as Markdown or HTML.
+            lines = [f"# Feedback for {_md_inline(student)}", ""]
             for g in (g for g in grades if g.student == student):
                 if g.notebook:
-                    lines += [f"## {g.notebook}: {_fmt(sum(g.scores.values()))} / {len(g.scores)}", ""]
-                lines += [f"- note: {n}" for n in g.notes]
+                    lines += [f"## {_md_inline(g.notebook)}: {_fmt(sum(g.scores.values()))} / {len(g.scores)}", ""]
+                if g.notes:
+                    lines += _md_fence("\n".join(f"note: {n}" for n in g.notes))
                 for k in sorted(g.reports, key=lambda k: [int(p) for p in k.split(".")]):
-                    lines += ["", "```", g.reports[k], "```"]
+                    lines += [""] + _md_fence(g.reports[k])
                 lines.append("")
             write_atomic(Path(feedback_dir) / f"{student}.md", "\n".join(lines))
     return grades
+
+
+# A notebook's name exactly as handed out: two digits, an underscore, a topic (no copies' "(1)", spaces).
+_EXACT_NAME = re.compile(r"\d\d_[A-Za-z0-9_]+\.ipynb")
+
+
+def _one_per_chapter(notebooks: list[Path]) -> list[tuple[Path, str, bool]]:
+    """(notebook, warning or "", whether to grade it): a second notebook for a chapter is never graded silently.
+
+    When a student folder holds several notebooks for one chapter, the one named exactly
+    NN_topic.ipynb is graded and the others are reported (a note in the feedback, a warning from
+    `lmcourse grade`); when that does not single one out (e.g. 00_x_v1 and 00_x_v2), none is
+    graded: the chapter scores 0 with "error: two notebooks for chapter NN" until one is removed.
+    A name without a chapter number is passed on to be graded (`grade_notebook` reports it).
+    """
+    by_chapter: dict[int, list[Path]] = {}
+    out: list[tuple[Path, str, bool]] = []
+    for nb in notebooks:
+        try:
+            by_chapter.setdefault(chapter_number(nb), []).append(nb)
+        except ValueError:
+            out.append((nb, "", True))
+    for chapter, nbs in sorted(by_chapter.items()):
+        if len(nbs) == 1:
+            out.append((nbs[0], "", True))
+            continue
+        count = "two" if len(nbs) == 2 else str(len(nbs))
+        names = ", ".join(nb.name for nb in nbs)
+        exact = [nb for nb in nbs if _EXACT_NAME.fullmatch(nb.name)]
+        if len(exact) == 1:
+            others = ", ".join(nb.name for nb in nbs if nb != exact[0])
+            out.append((exact[0], f"{count} notebooks for chapter {chapter:02d} ({names}): graded {exact[0].name}, "
+                        f"the one named exactly NN_topic.ipynb; {others} was not graded", True))
+        else:
+            out.append((nbs[0], f"error: {count} notebooks for chapter {chapter:02d} ({names}) and no single one is "
+                        f"named exactly NN_topic.ipynb: none was graded; keep only one", False))
+    return out
+
+
+def _md_inline(text: str) -> str:
+    """`text` as literal Markdown inline text: HTML and Markdown punctuation escaped, on one line."""
+    text = " ".join(str(text).splitlines())
+    text = re.sub(r"([\\`*_\[\]#!|~{}])", r"\\\1", text)
+    return html.escape(text, quote=False)
+
+
+def _md_fence(text: str) -> list[str]:
+    """`text` in a fenced code block whose fence is longer than any run of backticks inside it."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, text, fence]
 
 
 def _fmt(x: float | None) -> str:

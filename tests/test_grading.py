@@ -267,3 +267,152 @@ def test_a_refused_run_leaves_no_folder_behind(tmp_path, no_grading, capsys):
     assert "Raise the limit" in capsys.readouterr().err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["subs"], "a refused run left files or folders behind"
     assert no_grading == []
+
+
+# -- fairness: honest notebooks that the grader used to mark down (issue 12) ---------------
+def _grade_one(tmp_path, edit, name="00_getting_started.ipynb", **limits):
+    path = _submit(tmp_path / "subs", "alice", edit, name=name)
+    return grading.grade_notebook(path, "alice", **{**FAST, **limits})
+
+
+@pytest.mark.parametrize("value", [np.float64(1.25), np.float32(-0.5), np.int64(-7), np.bool_(True), np.bool_(False),
+                                   np.uint8(200), np.array(2.5), np.array(3, dtype=np.int32)])
+def test_codec_round_trips_numpy_scalars_and_0d_arrays(value):
+    back = grading.decode(json.loads(json.dumps(grading.encode(value))))
+    assert type(back) is type(value) and back == value
+    assert np.asarray(back).dtype == np.asarray(value).dtype and np.shape(back) == np.shape(value)
+
+
+def test_a_function_returning_np_float64_scores_full_marks(tmp_path):
+    def scalar(nb):
+        # Natural code: on 1-D input np.sum(..., axis=-1) is an np.float64, not a 0-d array.
+        _replace(nb, "def logsumexp", "def logsumexp(x, axis=-1):\n    m = x.max(axis=axis, keepdims=True)\n"
+                 "    return np.log(np.sum(np.exp(x - m), axis=axis)) + np.squeeze(m, axis)\n")
+        nb["cells"].append(_cell("assert type(logsumexp(np.array([0.0, 0.0]))) is np.float64"))
+
+    g = _grade_one(tmp_path, scalar)
+    assert g.scores == {"0.1": 1.0, "0.2": 1.0, "0.3": 1.0}, g.reports
+    assert not any("cell" in n and "raised" in n for n in g.notes), g.notes
+
+
+def test_a_function_that_changes_its_input_in_place_scores_full_marks(tmp_path):
+    def in_place(nb):
+        # The same array is every case's input: dividing it in place must not change the next case.
+        _replace(nb, "def softmax_temperature", "def softmax_temperature(x, temperature=1.0):\n"
+                 "    x /= temperature\n    return stable_softmax(x, axis=-1)\n")
+        _replace(nb, "def stable_softmax", "def stable_softmax(x, axis=-1):\n    x -= x.max(axis=axis, keepdims=True)\n"
+                 "    np.exp(x, out=x)\n    return x / x.sum(axis=axis, keepdims=True)\n")
+
+    g = _grade_one(tmp_path, in_place)
+    assert g.scores == {"0.1": 1.0, "0.2": 1.0, "0.3": 1.0}, g.reports
+
+
+def test_a_cell_that_defines_the_function_and_calls_check_is_run(tmp_path):
+    def one_cell(nb):
+        _replace(nb, "def logsumexp", "import numpy as np")
+        _replace(nb, "ch00.logsumexp.check(", "logsumexp = lambda x, axis=-1: (lambda m: (m + np.log(np.exp(x - m)"
+                 ".sum(axis=axis, keepdims=True))).squeeze(axis))(x.max(axis=axis, keepdims=True))\n"
+                 "ch00.logsumexp.check(logsumexp)\nch00.logsumexp.hint()\nch00.logsumexp.solution()\n")
+        nb["cells"].append(_cell("from lmcourse.exercises.ch00 import _softmax as unused\n"
+                                 "def helper(): pass\nch00.stable_softmax.check(stable_softmax)"))
+
+    g = _grade_one(tmp_path, one_cell)
+    assert g.scores == {"0.1": 1.0, "0.2": 1.0, "0.3": 1.0}, g.reports
+
+
+@pytest.mark.parametrize("extra", [
+    "ok = (1\n      != 2)\nassert ok",  # a PEP 8 continuation line that starts with !=
+    "%timeit stable_softmax(np.ones(3))\n%time y = 1\nassert y == 1",
+    "%%time\nz = stable_softmax(np.ones(3))\nassert z.shape == (3,)",
+    "!ls /\nfiles = !ls\n%matplotlib inline\nassert files == []",
+])
+def test_ipython_syntax_in_an_honest_notebook_scores_full_marks(tmp_path, extra):
+    def with_magic(nb):
+        src = "".join(_cell_source(nb, "def softmax_temperature"))
+        # The magic sits in the cell that defines the last function, so a dropped or failing cell loses its mark.
+        if extra.startswith("%%"):
+            _replace(nb, "def softmax_temperature", extra + "\n" + src)
+        else:
+            _replace(nb, "def softmax_temperature", src + "\n" + extra + "\n")
+
+    g = _grade_one(tmp_path, with_magic)
+    assert g.scores == {"0.1": 1.0, "0.2": 1.0, "0.3": 1.0}, (g.reports, g.notes)
+    assert g.notes == [], g.notes
+
+
+def _cell_source(nb, marker):
+    return [c for c in nb["cells"] if marker in "".join(c["source"])][0]["source"]
+
+
+def test_a_shell_escape_runs_nothing_in_the_grader(tmp_path):
+    g = _grade_one(tmp_path, lambda nb: nb["cells"].append(_cell(f"!touch {tmp_path}/pwned\n%system touch {tmp_path}/pwned2")))
+    assert g.scores == {"0.1": 1.0, "0.2": 1.0, "0.3": 1.0}
+    assert not (tmp_path / "pwned").exists() and not (tmp_path / "pwned2").exists()
+
+
+def test_two_notebooks_for_one_chapter_are_reported_not_silently_replaced(tmp_path, capsys):
+    subs = tmp_path / "subs"
+    _submit(subs, "alice")  # the real one, with its exact NN_topic name
+    _submit(subs, "alice", lambda nb: _replace(nb, "def stable_softmax", "def stable_softmax(x, axis=-1):\n    return x\n"),
+            name="00_getting_started (1).ipynb")  # a stray copy, sorted after the real one
+    _submit(subs, "bob", lambda nb: None, name="00_getting_started_v1.ipynb")
+    _submit(subs, "bob", lambda nb: None, name="00_getting_started_v2.ipynb")  # two clean names: neither is graded
+    out, fb = tmp_path / "g.csv", tmp_path / "fb"
+    assert cli(["grade", str(subs), "--out", str(out), "--feedback", str(fb)]) == 0
+    rows = {r["student"]: (r["0.1"], r["total"], r["max"]) for r in csv.DictReader(out.open())}
+    assert rows == {"alice": ("1", "3", "3"), "bob": ("0", "0", "3")}
+    err = capsys.readouterr().err
+    assert "warning: alice: two notebooks for chapter 00" in err and "00_getting_started (1).ipynb was not graded" in err
+    assert "warning: bob: error: two notebooks for chapter 00" in err
+    assert "00_getting_started (1).ipynb was not graded" in (fb / "alice.md").read_text()
+    assert "error: two notebooks for chapter 00" in (fb / "bob.md").read_text()
+
+
+def _outside_fences(markdown: str) -> list[str]:
+    """The lines of `markdown` that are not inside a fenced code block (CommonMark's backtick fences)."""
+    outside, fence = [], None
+    for line in markdown.split("\n"):
+        stripped = line.lstrip()
+        run = len(stripped) - len(stripped.lstrip("`"))
+        if fence is None and run >= 3:
+            fence = run
+        elif fence is not None and run >= fence and stripped.strip("`").strip() == "":
+            fence = None
+        elif fence is None:
+            outside.append(line)
+    assert fence is None, "a fence was left open"
+    return outside
+
+
+def test_feedback_cannot_be_injected_with_markdown_or_html(tmp_path):
+    subs = tmp_path / "subs"
+    hostile = "<img src=x onerror=alert(1)>"
+    evil_msg = "```\\n# You passed\\n" + hostile + "\\n````"
+
+    def raises(nb):
+        _replace(nb, "def logsumexp", f"def logsumexp(x, axis=-1):\n    raise ValueError('{evil_msg}')\n")
+        nb["cells"].append(_cell(f"raise RuntimeError('{evil_msg}')"))
+
+    _submit(subs, "eve<b>", raises, name=f"00_x{hostile}.ipynb")
+    fb = tmp_path / "fb"
+    grading.grade_folder(subs, tmp_path / "g.csv", fb, **FAST)
+    text = (fb / "eve<b>.md").read_text()
+    assert text.count("alert(1)") >= 3  # the file name, the failing cell's note, the function's error
+    outside = "\n".join(_outside_fences(text))
+    assert "<" not in outside and "# You passed" not in outside, outside
+    assert "You passed" in text
+
+
+def test_a_worker_output_over_the_cap_is_an_error_for_that_student(tmp_path, monkeypatch):
+    monkeypatch.setattr(grading, "OUTPUT_BYTES", 2**18)
+
+    def huge(nb):
+        _replace(nb, "def logsumexp", "def logsumexp(x, axis=-1):\n    return np.zeros(10**6)\n")  # about 5 MB of JSON
+        nb["cells"].append(_cell("import os\nfor _ in range(50):\n    os.write(2, b'x' * 100_000)\nprint('y' * 10**7)"))
+
+    g = _grade_one(tmp_path, huge)
+    assert g.scores == {"0.1": 0.0, "0.2": 0.0, "0.3": 0.0}
+    assert any("error: the worker's result is larger than the 0.25 MB cap" in n for n in g.notes), g.notes
+    # Loud stderr alone (5 MB here, over the cap) is not a failure: only its end is read.
+    g = _grade_one(tmp_path, lambda nb: nb["cells"].append(_cell("import os\nfor _ in range(50):\n    os.write(2, b'x' * 100_000)")))
+    assert g.scores == {"0.1": 1.0, "0.2": 1.0, "0.3": 1.0}
