@@ -23,11 +23,23 @@ starts and finishes under the limits (a *probe* with an empty notebook), so a me
 timeout too small for the worker itself is an error naming the limit. A worker that later
 fails to start (before any student code ran) stops the grading with `GraderError`: it is
 the grader's failure, never a student's 0.
+
+Fairness to honest notebooks: every code cell runs, after IPython's own input transformer
+(`!cmd` and `%magic` become calls on a `get_ipython()` stand-in that runs no shell command;
+`%time`/`%%time`/`%%capture` still run their code), and the checks' `check()`, `hint()`,
+`solution()` do nothing in the worker. Each call gets deep copies of its arguments, so changing
+an input in place cannot change a later case. NumPy scalars keep their type across the JSON
+boundary. A student folder with several notebooks for one chapter grades only the one named
+exactly NN_topic.ipynb and reports the others; when no single one is named so, none is graded
+("error: two notebooks for chapter NN"). Feedback escapes or fences whatever came from the
+student, and the grader reads at most OUTPUT_BYTES of a worker's result (more is that
+student's error) and only the end of its stderr.
 """
 from __future__ import annotations
 
 import copy
 import csv
+import errno
 import html
 import io
 import json
@@ -57,6 +69,7 @@ MEMORY_MB = 2048
 # error, never the grader's memory) and, for the note on a crash, the end of its stderr.
 OUTPUT_BYTES = 64 * 2**20
 STDERR_TAIL_BYTES = 4096
+_EXIT_TOO_BIG = 27  # the worker's exit status when its result exceeds the file-size limit
 
 
 class GraderError(RuntimeError):
@@ -449,8 +462,8 @@ def _run_worker(job: dict, *, timeout: float, memory_mb: int) -> _WorkerRun:
         if timed_out:
             return _WorkerRun("timed_out")
         too_big = f"the worker's result is larger than the {cap / 2**20:g} MB cap"
-        if proc.returncode == -signal.SIGXFSZ:
-            return _WorkerRun("oversize", why=f"a file the notebook wrote is larger than {file_bytes / 2**20:.2g} MB")
+        if proc.returncode in (_EXIT_TOO_BIG, -signal.SIGXFSZ):
+            return _WorkerRun("oversize", why=f"the worker's result is larger than the {file_bytes / 2**20:g} MB file limit")
         try:
             with open(out_file, "rb") as f:
                 raw = f.read(cap + 1)  # never more than the cap, whatever the file's size
@@ -753,9 +766,17 @@ def _main(argv: list[str]) -> int:
     job_file, out_file = Path(argv[0]), Path(argv[1])
     job = pickle.loads(job_file.read_bytes())  # written by the grader's own process
     job_file.unlink()
+    # A file written past RLIMIT_FSIZE fails with OSError (EFBIG) in that cell instead of killing the
+    # worker (CPython ignores SIGXFSZ already; said here so that nothing relies on that by accident).
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     result = worker(job)
     # Written last: whatever the notebook wrote to this path before is replaced.
-    write_atomic(out_file, json.dumps(result))
+    try:
+        write_atomic(out_file, json.dumps(result))
+    except OSError as exc:
+        if exc.errno == errno.EFBIG:
+            return _EXIT_TOO_BIG
+        raise
     return 0
 
 

@@ -416,3 +416,10 @@ def test_a_worker_output_over_the_cap_is_an_error_for_that_student(tmp_path, mon
     # Loud stderr alone (5 MB here, over the cap) is not a failure: only its end is read.
     g = _grade_one(tmp_path, lambda nb: nb["cells"].append(_cell("import os\nfor _ in range(50):\n    os.write(2, b'x' * 100_000)")))
     assert g.scores == {"0.1": 1.0, "0.2": 1.0, "0.3": 1.0}
+
+
+def test_a_huge_file_written_by_a_cell_fails_that_cell_only(tmp_path):
+    # Past the worker's file-size limit the write fails (OSError) instead of killing the whole worker.
+    g = _grade_one(tmp_path, lambda nb: nb["cells"].append(_cell("open('big.bin', 'wb').write(bytes(70 * 2**20))")))
+    assert g.scores == {"0.1": 1.0, "0.2": 1.0, "0.3": 1.0}, g.notes
+    assert any("OSError" in n and "File too large" in n for n in g.notes), g.notes
