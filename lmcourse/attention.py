@@ -6,6 +6,10 @@ multi-head, then the two modules a Transformer uses. Parameter names follow GPT-
 projection), so GPT-2 weights load by a key copy (Hugging Face keeps these two as Conv1D
 weights of shape (in, out): transpose them, as nanoGPT does).
 
+The modules run either the written-out formula (the teaching path, which can return the
+attention weights) or the same math through `F.scaled_dot_product_attention` (the fast
+path, `attention="sdpa"`); the tests hold the two equal, forward and backward.
+
 Derived in chapters/04_self_attention.ipynb.
 """
 from __future__ import annotations
@@ -25,6 +29,7 @@ __all__ = [
     "merge_heads",
     "MultiHeadAttention",
     "CausalSelfAttention",
+    "ATTENTION_PATHS",
 ]
 
 
@@ -69,6 +74,35 @@ def _check_qkv(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Size:
         ) from None
 
 
+def _keep_mask(
+    q: torch.Tensor, k: torch.Tensor, batch: torch.Size, mask: torch.Tensor | None, is_causal: bool
+) -> torch.Tensor | None:
+    """Validate `mask` against the scores' shape (*batch, Tq, Tk) and fold in the causal mask."""
+    Tq, Tk = q.shape[-2], k.shape[-2]
+    scores_shape = (*batch, Tq, Tk)
+    keep = None
+    if mask is not None:
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
+            got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+            raise ValueError(f"mask must be a bool tensor (True = keep), got {got}")
+        try:
+            ok = torch.broadcast_shapes(mask.shape, scores_shape) == torch.Size(scores_shape)
+        except RuntimeError:
+            ok = False
+        if not ok:
+            raise ValueError(
+                f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
+                f"{scores_shape} (..., Tq, Tk) for q {tuple(q.shape)}, k {tuple(k.shape)}"
+            )
+        keep = mask
+    if is_causal:
+        if Tq != Tk:
+            raise ValueError(f"is_causal needs Tq == Tk, got q {tuple(q.shape)} and k {tuple(k.shape)}")
+        causal = causal_mask(Tq, device=q.device)
+        keep = causal if keep is None else keep & causal
+    return keep
+
+
 def scaled_dot_product_attention(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -93,33 +127,13 @@ def scaled_dot_product_attention(
     uniform. Derived in chapters/04_self_attention.ipynb.
     """
     batch = _check_qkv(q, k, v)
-    Tq, Tk, d_k = q.shape[-2], k.shape[-2], q.shape[-1]
+    Tk, d_k = k.shape[-2], q.shape[-1]
     if scale is None:
         scale = 1.0 / math.sqrt(max(d_k, 1))  # d_k = 0: the scores are empty sums, 0 at any scale
     elif isinstance(scale, bool) or not isinstance(scale, numbers.Real):
         raise ValueError(f"scale must be a float (or None for 1/sqrt(d_k)), got {scale!r}")
-    scores_shape = (*batch, Tq, Tk)
 
-    keep = None
-    if mask is not None:
-        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool:
-            got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
-            raise ValueError(f"mask must be a bool tensor (True = keep), got {got}")
-        try:
-            ok = torch.broadcast_shapes(mask.shape, scores_shape) == torch.Size(scores_shape)
-        except RuntimeError:
-            ok = False
-        if not ok:
-            raise ValueError(
-                f"mask of shape {tuple(mask.shape)} does not broadcast to the scores' shape "
-                f"{scores_shape} (..., Tq, Tk) for q {tuple(q.shape)}, k {tuple(k.shape)}"
-            )
-        keep = mask
-    if is_causal:
-        if Tq != Tk:
-            raise ValueError(f"is_causal needs Tq == Tk, got q {tuple(q.shape)} and k {tuple(k.shape)}")
-        causal = causal_mask(Tq, device=q.device)
-        keep = causal if keep is None else keep & causal
+    keep = _keep_mask(q, k, batch, mask, is_causal)
 
     # 1. similarity of every query with every key: (..., Tq, d_k) @ (..., d_k, Tk) -> (..., Tq, Tk)
     scores = (q @ k.transpose(-2, -1)) * scale
@@ -167,6 +181,26 @@ def merge_heads(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).contiguous().view(B, T, nh * hs)
 
 
+ATTENTION_PATHS = ("written", "sdpa")
+
+
+def _fast_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, is_causal: bool, dropout_p: float
+) -> torch.Tensor:
+    """The same attention through PyTorch's fused kernel, `F.scaled_dot_product_attention`.
+
+    Same conventions as `scaled_dot_product_attention` (bool mask, True = keep; fully masked
+    rows give zeros); a mask together with is_causal is folded into one bool mask, since
+    torch takes one or the other. With no mask, is_causal goes straight to the kernel, which
+    then builds no (T, T) mask at all.
+    """
+    if mask is None and (not is_causal or q.shape[-2] == k.shape[-2]):
+        return F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p, is_causal=is_causal)
+    batch = _check_qkv(q, k, v)
+    keep = _keep_mask(q, k, batch, mask, is_causal)
+    return F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=dropout_p)
+
+
 class MultiHeadAttention(nn.Module):
     """Multi-head attention with GPT-2 parameter names: `c_attn` (C -> 3C) and `c_proj` (C -> C).
 
@@ -178,9 +212,30 @@ class MultiHeadAttention(nn.Module):
     `mask` is bool, True = keep, broadcastable to (B, n_head, Tq, Tk): a key-padding mask
     `keep` of shape (B, Tk) becomes `keep[:, None, None, :]`. Returns (B, Tq, C), plus the
     per-head weights (B, n_head, Tq, Tk) if asked. Derived in chapters/04_self_attention.ipynb.
+
+    Options (keyword-only), used by lmcourse.model:
+    - `attention`: "written" (default) runs `scaled_dot_product_attention` above, the
+      teaching path; "sdpa" runs the same math through `F.scaled_dot_product_attention`,
+      PyTorch's fused kernel (faster, and it never builds the causal mask). Asking for the
+      weights (`return_weights=True`) always takes the written path, since the fused kernel
+      does not return them.
+    - `fused_qkv=False`: three projections named as BERT names them, `query`, `key` and
+      `value` (each C -> C), instead of the one fused `c_attn`.
+    - `out_proj=False`: no output projection `c_proj` (BERT keeps it in a sibling module,
+      `attention.output.dense`): the merged heads (B, Tq, C) are returned as they are.
     """
 
-    def __init__(self, n_embd: int, n_head: int, bias: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        n_embd: int,
+        n_head: int,
+        bias: bool = True,
+        dropout: float = 0.0,
+        *,
+        attention: str = "written",
+        fused_qkv: bool = True,
+        out_proj: bool = True,
+    ) -> None:
         super().__init__()
         if isinstance(n_embd, bool) or not isinstance(n_embd, int) or n_embd < 1:
             raise ValueError(f"n_embd must be a positive int, got {n_embd!r}")
@@ -188,9 +243,17 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"n_embd={n_embd} must be divisible by n_head={n_head!r}")
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) or not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+        if attention not in ATTENTION_PATHS:
+            raise ValueError(f"attention must be one of {ATTENTION_PATHS}, got {attention!r}")
         self.n_embd, self.n_head, self.dropout = n_embd, n_head, dropout
-        self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
-        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias)
+        self.attention, self.fused_qkv = attention, bool(fused_qkv)
+        if self.fused_qkv:
+            self.c_attn = nn.Linear(n_embd, 3 * n_embd, bias=bias)
+        else:
+            self.query = nn.Linear(n_embd, n_embd, bias=bias)
+            self.key = nn.Linear(n_embd, n_embd, bias=bias)
+            self.value = nn.Linear(n_embd, n_embd, bias=bias)
+        self.c_proj = nn.Linear(n_embd, n_embd, bias=bias) if out_proj else None
         self.attn_dropout = nn.Dropout(dropout)
         self.resid_dropout = nn.Dropout(dropout)
 
@@ -200,6 +263,8 @@ class MultiHeadAttention(nn.Module):
             if t is not None and (t.ndim != 3 or t.shape[-1] != C):
                 raise ValueError(f"{name} must have shape (B, T, C={C}), got {tuple(t.shape)}")
         if key is None and value is None:
+            if not self.fused_qkv:
+                return self.query(query), self.key(query), self.value(query)
             return self.c_attn(query).split(C, dim=2)
         if key is None or value is None:
             missing = "key" if key is None else "value"
@@ -210,9 +275,14 @@ class MultiHeadAttention(nn.Module):
             raise ValueError(f"key and value must share (B, Tk), got key {tuple(key.shape)}, value {tuple(value.shape)}")
         if query.shape[0] != key.shape[0]:
             raise ValueError(f"query and key must share the batch size B, got {tuple(query.shape)} and {tuple(key.shape)}")
+        if not self.fused_qkv:
+            return self.query(query), self.key(key), self.value(value)
         w, b = self.c_attn.weight, self.c_attn.bias
         bq, bk, bv = (None, None, None) if b is None else b.split(C)
         wq, wk, wv = w.split(C)
+        if key is value:  # cross-attention on one memory (an encoder's output): keys and values in one matmul
+            k, v = F.linear(key, w[C:], None if b is None else b[C:]).split(C, dim=2)
+            return F.linear(query, wq, bq), k, v
         return F.linear(query, wq, bq), F.linear(key, wk, bk), F.linear(value, wv, bv)
 
     def forward(
@@ -226,24 +296,38 @@ class MultiHeadAttention(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         q, k, v = self._project(query, key, value)  # (B, Tq, C), (B, Tk, C), (B, Tk, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
-        y, att = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, return_weights=True)
-        if self.training and self.dropout > 0:
-            y = self.attn_dropout(att) @ v  # dropout on the weights, as in GPT-2
-        y = self.resid_dropout(self.c_proj(merge_heads(y)))  # (B, Tq, C)
+        att = None
+        if self.attention == "written" or return_weights:
+            y, att = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, return_weights=True)
+            if self.training and self.dropout > 0:
+                y = self.attn_dropout(att) @ v  # dropout on the weights, as in GPT-2
+        else:
+            y = _fast_attention(q, k, v, mask, is_causal, self.dropout if self.training else 0.0)
+        y = merge_heads(y)  # (B, Tq, C)
+        if self.c_proj is not None:
+            y = self.resid_dropout(self.c_proj(y))
         return (y, att) if return_weights else y
 
 
 class CausalSelfAttention(MultiHeadAttention):
     """GPT-2's attention: multi-head self-attention where each token sees only itself and the past.
 
-    Build it from a config with `n_embd` and `n_head` (and optionally `bias`, `dropout`), or
-    from the numbers: `CausalSelfAttention(n_embd, n_head, bias=True, dropout=0.0)`.
+    Build it from a config with `n_embd` and `n_head` (and optionally `bias`, `dropout`,
+    `attention`), or from the numbers: `CausalSelfAttention(n_embd, n_head, bias=True,
+    dropout=0.0, attention="written")`.
     `forward(x, mask=None, return_weights=False)` maps (B, T, C) -> (B, T, C); an optional
     bool `mask` (True = keep, broadcastable to (B, n_head, T, T), e.g. padding) is combined
     with the causal mask. Derived in chapters/04_self_attention.ipynb.
     """
 
-    def __init__(self, config: Any, n_head: int | None = None, bias: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        config: Any,
+        n_head: int | None = None,
+        bias: bool = True,
+        dropout: float = 0.0,
+        attention: str = "written",
+    ) -> None:
         if isinstance(config, numbers.Number):  # the numbers themselves; MultiHeadAttention checks them
             if n_head is None:
                 raise ValueError("CausalSelfAttention(n_embd, n_head): n_head is missing")
@@ -259,7 +343,8 @@ class CausalSelfAttention(MultiHeadAttention):
                 ) from None
             bias = getattr(config, "bias", bias)
             dropout = getattr(config, "dropout", dropout)
-        super().__init__(n_embd, n_head, bias=bias, dropout=dropout)
+            attention = getattr(config, "attention", attention)
+        super().__init__(n_embd, n_head, bias=bias, dropout=dropout, attention=attention)
 
     def forward(  # type: ignore[override]
         self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False
