@@ -8,13 +8,24 @@ stand in, never on the folder the package happens to be installed in: a course f
 holds `chapters/` or `solutions/` with at least one numbered notebook (`NN_topic.ipynb`,
 the names the tools act on). `find_root` walks up from the current directory to the first
 such folder.
+
+A course folder may also declare its own exercises, without editing the package:
+`<root>/solutions/checks.py` holds `Exercise(...)` declarations (the same API as
+`lmcourse.exercises.chNN`), and `course_exercises(root)` returns them with the package's.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 import re
+import sys
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .checks import Exercise
 
 REPO_SLUG = "lmcourse/lmcourse"
 BRANCH = "main"
@@ -90,6 +101,99 @@ def find_root(start: str | os.PathLike | None = None, *, root: str | os.PathLike
     raise NotACourseError(
         f"{here} is not inside a course folder; {what}. Run this from your course checkout, or pass --root DIR"
     )
+
+
+# -- a course folder's own exercises -----------------------------------------------------
+COURSE_CHECKS = Path("solutions") / "checks.py"  # relative to the course folder
+_EXERCISE_ID = re.compile(r"^\d+\.\d+$")
+
+
+class CourseChecksError(ValueError):
+    """A course folder's solutions/checks.py cannot be used: it fails to import, or an id is bad or taken."""
+
+
+# (resolved path, mtime_ns, size) -> the exercises it declared: the grader asks once per notebook.
+_loaded: dict[tuple[str, int, int], dict[str, "Exercise"]] = {}
+
+
+def load_course_checks(path: str | os.PathLike) -> dict[str, "Exercise"]:
+    """The exercises a course's checks.py declares, by id, without touching the package's REGISTRY.
+
+    The file is imported under a private module name (never as `checks`, which is the student's
+    copy), with its own folder on sys.path so it can import files beside it. Exercises it
+    creates register into a fresh registry that is kept apart; module-level `Exercise` objects
+    made with register=False count too. CourseChecksError names the file (and its line) when it
+    fails to import, and names the exercise when an id is not "N.M".
+    """
+    from . import checks
+
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_mtime_ns, stat.st_size)
+    if key in _loaded:
+        return dict(_loaded[key])
+    name = f"_lmcourse_course_checks_{abs(hash(str(path))):x}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    saved_registry, saved_path = checks.REGISTRY, list(sys.path)
+    checks.REGISTRY = {}  # Exercise(...) registers here: the package's registry never sees the course's ids
+    sys.path.insert(0, str(path.parent))
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException as exc:  # SystemExit or KeyboardInterrupt from the file itself are its errors too
+        sys.modules.pop(name, None)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+        where = f" (line {frames[-1].lineno}: {(frames[-1].line or '').strip()})" if frames else ""
+        if isinstance(exc, SyntaxError) and exc.lineno:  # raised by the compiler: no frame of the file itself
+            where = f" (line {exc.lineno}: {(exc.text or '').strip()})"
+        raise CourseChecksError(f"{path}: could not be imported{where}: {type(exc).__name__}: {exc}") from None
+    finally:
+        declared, checks.REGISTRY = checks.REGISTRY, saved_registry
+        sys.path[:] = saved_path
+    for value in vars(module).values():
+        if isinstance(value, checks.Exercise) and declared.get(value.id, value) is value:
+            declared.setdefault(value.id, value)
+        elif isinstance(value, checks.Exercise):
+            raise CourseChecksError(
+                f"{path}: two exercises have id {value.id!r}: {declared[value.id].name!r} and {value.name!r}"
+            )
+    for ex_id, ex in declared.items():
+        if not _EXERCISE_ID.match(ex_id):
+            raise CourseChecksError(
+                f"{path}: exercise {ex.name!r} has id {ex_id!r}; an id is \"N.M\": the chapter number N of the "
+                f"solutions notebook (NN_topic.ipynb) that holds it, then its place M in that notebook"
+            )
+    if not declared:
+        raise CourseChecksError(f"{path}: declares no Exercise(...); remove it, or declare the course's exercises in it")
+    _loaded[key] = declared
+    return dict(declared)
+
+
+def course_exercises(root: str | os.PathLike | None) -> dict[str, "Exercise"]:
+    """Every exercise a course has, by id ("N.M", sorted by chapter then number).
+
+    The package's registered exercises (`lmcourse.exercises.chNN`), plus those declared in
+    `<root>/solutions/checks.py` when `root` is given and that file exists. An id declared by
+    both is a CourseChecksError naming the two exercises and the file.
+    """
+    from .checks import load_all
+
+    found = dict(load_all())
+    if root is not None and (Path(root) / COURSE_CHECKS).is_file():
+        path = Path(root) / COURSE_CHECKS
+        for ex_id, ex in load_course_checks(path).items():
+            if ex_id in found:
+                theirs = found[ex_id]
+                raise CourseChecksError(
+                    f"{path}: exercise {ex_id} {ex.name!r} clashes with the package's exercise {ex_id} {theirs.name!r} "
+                    f"({theirs.reference.__module__}); give the course's exercise another id "
+                    f"(its chapter number, then a number that is free)"
+                )
+            found[ex_id] = ex
+    return dict(sorted(found.items(), key=lambda kv: [int(p) for p in kv[0].split(".")]))
 
 
 def colab_url(path: str) -> str:

@@ -325,6 +325,136 @@ def _strip_markdown(source: str, where: str, counter: list[int]) -> str:
     return "\n".join(out)
 
 
+# -- nbgrader metadata ---------------------------------------------------------------------
+# solutions/ carries nbgrader's cell metadata (schema 3), so an instructor who prefers nbgrader
+# can run it on the same notebooks, and the grader reads each exercise's points from it.
+NBGRADER_SCHEMA = 3
+_CHECK_CALL = re.compile(r"\.check\(")
+# The grade ids this module writes; any other nbgrader metadata (an instructor's own
+# read-only cell) is left alone.
+_OUR_GRADE_ID = re.compile(r"^\d+_\d+(-solution)?$|^\d+_answer\d+$")
+
+
+def grade_id(exercise_id: str) -> str:
+    """nbgrader's grade_id for exercise "4.1": "4_1" (nbgrader's schema allows only letters, digits, _ and -)."""
+    return exercise_id.replace(".", "_")
+
+
+@dataclass
+class ExerciseCells:
+    """Where exercise `id` lives in a solution notebook: its solution cell and its check cell (0-based)."""
+
+    id: str
+    solution: int
+    check: int | None
+
+
+def exercise_cells(nb, chapter: int, where: str = "notebook") -> tuple[list[ExerciseCells], list[int]]:
+    """The code exercises of a solution notebook, and the markdown cells holding a written answer.
+
+    The k-th code `### BEGIN SOLUTION` block is exercise "chapter.k" (the number its stub
+    says). Its check cell is the first code cell after its solution cell that calls `.check(`
+    (a solution cell holding several blocks is followed by their checks, in order). A cell
+    holding both a solution block and a `.check(` call is a MarkerError: nbgrader locks the
+    check cell, so it must be a cell of its own.
+    """
+    found: list[ExerciseCells] = []
+    answers: list[int] = []
+    latest: list[ExerciseCells] = []  # the exercises of the most recent solution cell
+    for i, cell in enumerate(nb.cells):
+        lines = [line.strip() for line in cell.source.split("\n")]
+        blocks = lines.count(BEGIN_SOLUTION)
+        if cell.cell_type == "markdown" and blocks:
+            answers.append(i)
+        if cell.cell_type != "code":
+            continue
+        calls = bool(_CHECK_CALL.search(cell.source))
+        if blocks and calls:
+            raise MarkerError(
+                f"{where} cell {i + 1}: holds both a {BEGIN_SOLUTION!r} block and a `.check(` call; put the check "
+                "in a cell of its own below the solution (nbgrader locks that cell, and the grader scores it)"
+            )
+        if blocks:
+            latest = [ExerciseCells(f"{chapter}.{len(found) + k + 1}", i, None) for k in range(blocks)]
+            found += latest
+        elif calls:
+            open_ = [e for e in latest if e.check is None]
+            if open_:
+                open_[0].check = i
+    return found, answers
+
+
+def add_nbgrader_metadata(nb, chapter: int, where: str = "notebook"):
+    """Give `nb`'s exercise cells nbgrader's cell metadata (schema 3); returns `nb`, changed in place.
+
+    Solution cell: {solution: true, grade: false, locked: false, grade_id: "N_k-solution"};
+    check cell: {grade: true, solution: false, locked: true, grade_id: "N_k", points: P}, keeping
+    the points already there (1 when none); a markdown answer cell: {solution: true,
+    grade: true, points: 0 unless set, grade_id: "N_answerK"} (nbgrader grades written answers by
+    hand; lmcourse's grader does not score them). Stale metadata this function wrote earlier is
+    removed; an instructor's other nbgrader cells are kept. Idempotent.
+    """
+    exercises, answers = exercise_cells(nb, chapter, where)
+    wanted: dict[int, dict] = {}
+    for ex in exercises:
+        gid = grade_id(ex.id)
+        # A cell holding several solution blocks is named after its first.
+        wanted.setdefault(ex.solution, {"grade": False, "grade_id": f"{gid}-solution", "locked": False,
+                                        "schema_version": NBGRADER_SCHEMA, "solution": True})
+        if ex.check is not None:
+            points = _points(nb.cells[ex.check], f"{where} cell {ex.check + 1}", default=1)
+            wanted[ex.check] = {"grade": True, "grade_id": gid, "locked": True, "points": points,
+                                "schema_version": NBGRADER_SCHEMA, "solution": False}
+    for k, i in enumerate(answers, 1):
+        points = _points(nb.cells[i], f"{where} cell {i + 1}", default=0)
+        wanted[i] = {"grade": True, "grade_id": f"{chapter}_answer{k}", "locked": False, "points": points,
+                     "schema_version": NBGRADER_SCHEMA, "solution": True}
+    for i, cell in enumerate(nb.cells):
+        if i in wanted:
+            cell.metadata["nbgrader"] = wanted[i]
+        elif _OUR_GRADE_ID.match(str(cell.metadata.get("nbgrader", {}).get("grade_id", ""))):
+            del cell.metadata["nbgrader"]
+    return nb
+
+
+def _points(cell, where: str, *, default: float) -> float:
+    """The points a cell's nbgrader metadata gives (`default` when none); ValueError when not a number >= 0."""
+    meta = cell.metadata.get("nbgrader")
+    if not isinstance(meta, dict) or "points" not in meta or not meta.get("grade"):
+        return default
+    points = meta["points"]
+    if isinstance(points, bool) or not isinstance(points, (int, float)) or not points >= 0 or points == float("inf"):
+        raise ValueError(f"{where}: nbgrader points must be a number >= 0, got {points!r}")
+    return points
+
+
+def exercise_points(solutions_dir: Path) -> dict[str, float]:
+    """Points per exercise id ("N.M") from the solution notebooks' nbgrader metadata.
+
+    An exercise's points are those of its check cell (`metadata.nbgrader.points` where
+    `grade` is true); an exercise whose check cell has none, or that has no check cell, is
+    worth 1. Every code exercise of every solutions notebook is listed; a missing folder
+    gives {} (the caller counts 1 per exercise then). ValueError for points that are not a
+    number >= 0, and for two notebooks of one chapter (their ids would collide), naming the files.
+    """
+    solutions_dir = Path(solutions_dir)
+    points: dict[str, float] = {}
+    chapters: dict[int, Path] = {}
+    for path in sorted(p for p in solutions_dir.glob("*.ipynb") if p.is_file()):
+        chapter = chapter_number(path)
+        if chapter in chapters:
+            raise ValueError(f"{chapters[chapter]} and {path}: two solution notebooks for chapter {chapter}; "
+                             f"exercise ids (N.M) need one notebook per chapter")
+        chapters[chapter] = path
+        nb = read_notebook(path)
+        exercises, _ = exercise_cells(nb, chapter, str(path))
+        for ex in exercises:
+            cell = nb.cells[ex.check] if ex.check is not None else None
+            got = _points(cell, f"{path} cell {ex.check + 1}", default=1) if cell is not None else 1
+            points[ex.id] = float(got)
+    return points
+
+
 NO_EXERCISES = {"lmcourse": {"exercises": 0}}
 
 

@@ -436,3 +436,47 @@ def test_timings_are_keyed_by_course_path_and_skip_notebooks_outside_the_course(
                         nbt.RunResult(tmp_path / "course" / "chapters" / "01_bad.ipynb", 5.0, False)], file, tmp_path / "course")
     assert json.loads(file.read_text()) == {"_threads": 2, "chapters/00_a.ipynb": 1.3, "chapters/09_old.ipynb": 3.0}
     assert nbt.timings_file(tmp_path / "course") == file and nbt.timings_file(tmp_path / "elsewhere") is None
+
+
+# -- nbgrader metadata and points ---------------------------------------------------------
+def _exercise_nb(*points):
+    """A solution notebook with one exercise per entry: a solution cell, then its check cell (points or None)."""
+    sources = []
+    for k, _ in enumerate(points, 1):
+        sources += [f"def f{k}(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION", f"ex.f{k}.check(f{k})"]
+    nb = _nb(*sources)
+    for k, p in enumerate(points):
+        if p is not None:
+            nb.cells[2 * k + 1].metadata["nbgrader"] = {"grade": True, "solution": False, "locked": True,
+                                                        "grade_id": f"7_{k + 1}", "points": p, "schema_version": 3}
+    return nb
+
+
+def test_exercise_points_reads_the_check_cells_and_counts_one_where_none_is_given(tmp_path):
+    _write(tmp_path / "solutions" / "07_a.ipynb", _exercise_nb(3, None, 0.5))
+    _write(tmp_path / "solutions" / "08_b.ipynb", _exercise_nb(None))
+    assert nbt.exercise_points(tmp_path / "solutions") == {"7.1": 3.0, "7.2": 1.0, "7.3": 0.5, "8.1": 1.0}
+    assert nbt.exercise_points(tmp_path / "nowhere") == {}
+
+
+@pytest.mark.parametrize("bad", [-1, "2", True, float("nan"), float("inf")])
+def test_exercise_points_refuses_points_that_are_not_a_number_at_least_zero(tmp_path, bad):
+    path = _write(tmp_path / "solutions" / "07_a.ipynb", _exercise_nb(1, bad))
+    with pytest.raises(ValueError, match=re.escape(f"{path} cell 4: nbgrader points must be a number >= 0")):
+        nbt.exercise_points(tmp_path / "solutions")
+
+
+def test_exercise_points_refuses_two_notebooks_for_one_chapter(tmp_path):
+    _write(tmp_path / "solutions" / "07_a.ipynb", _exercise_nb(1))
+    _write(tmp_path / "solutions" / "07_b.ipynb", _exercise_nb(1))
+    with pytest.raises(ValueError, match="07_a.ipynb and .*07_b.ipynb: two solution notebooks for chapter 7"):
+        nbt.exercise_points(tmp_path / "solutions")
+
+
+def test_the_repository_solutions_give_points_to_every_registered_exercise():
+    from lmcourse import checks
+
+    points = nbt.exercise_points(ROOT / "solutions")
+    chapters = {nbt.chapter_number(p) for p in (ROOT / "solutions").glob("*.ipynb")}
+    assert set(points) == {k for k in checks.load_all() if int(k.split(".")[0]) in chapters}
+    assert all(p > 0 for p in points.values())

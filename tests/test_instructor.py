@@ -1,0 +1,123 @@
+"""Instructors' own exercises: solutions/checks.py beside their notebooks, built and checked like the package's."""
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from lmcourse import checks, course
+from lmcourse import notebooks as nbt
+from lmcourse.cli import main as cli
+
+# Chapter 42: far from the package's chapters, so the course's ids never meet theirs.
+CHECKS = '''\
+"""My course's exercises (an instructor's own, declared with lmcourse's API)."""
+import torch
+
+from lmcourse.checks import Case, Exercise, Wrong
+
+
+def _relu(x):
+    return torch.where(x > 0, x, torch.zeros_like(x))
+
+
+def _cases(seed):
+    g = torch.Generator().manual_seed(seed)
+    n = int(torch.randint(3, 9, (1,), generator=g))
+    return [
+        Case((torch.tensor([-1.0, 0.0, 2.0]),), label="mixed signs"),
+        Case((torch.empty(0),), label="empty"),
+        Case((torch.randn(n, generator=g),), label=f"random, {n} values"),
+    ]
+
+
+relu = Exercise(
+    id="42.1",
+    name="relu",
+    title="ReLU",
+    reference=_relu,
+    cases=_cases,
+    wrong=[
+        Wrong(lambda x: x.abs(), "abs is not ReLU: a negative input becomes 0, not its size"),
+        Wrong(lambda x: torch.where(x < 0, x, torch.zeros_like(x)), "you kept the negatives: keep x where x > 0"),
+    ],
+    forbidden=("torch.relu", "torch.nn.functional.relu"),
+    hint="Keep x where it is positive, 0 elsewhere: torch.where.",
+)
+'''
+
+SOLUTION_CELLS = [
+    ("markdown", "# 42 · ReLU — exercises"),
+    ("code", "import torch\nimport checks"),
+    ("code", "def relu(x):\n    ### BEGIN SOLUTION\n    return torch.where(x > 0, x, torch.zeros_like(x))\n    ### END SOLUTION"),
+    ("code", "checks.relu.check(relu)"),
+]
+
+
+def make_course(root: Path, checks_source: str = CHECKS) -> Path:
+    """A tiny instructor course: one solutions notebook with one exercise, and its checks.py."""
+    cells = [nbformat.v4.new_markdown_cell(s) if k == "markdown" else nbformat.v4.new_code_cell(s) for k, s in SOLUTION_CELLS]
+    for i, c in enumerate(cells):
+        c["id"] = f"cell-{i}"
+    nb = nbformat.v4.new_notebook(cells=cells, metadata={
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    (root / "solutions").mkdir(parents=True)
+    (root / "solutions" / "42_relu.ipynb").write_text(nbt.dumps(nb), encoding="utf-8")
+    (root / "solutions" / "checks.py").write_text(checks_source, encoding="utf-8")
+    return root
+
+
+def test_course_exercises_adds_the_courses_own_and_leaves_the_package_registry_alone(tmp_path):
+    root = make_course(tmp_path)
+    found = course.course_exercises(root)
+    package = checks.load_all()
+    assert set(found) == set(package) | {"42.1"}
+    assert list(found) == sorted(found, key=lambda k: [int(p) for p in k.split(".")])
+    assert found["42.1"].name == "relu" and "42.1" not in checks.REGISTRY
+    assert course.course_exercises(None) == package and course.course_exercises(tmp_path / "elsewhere") == package
+
+
+def test_the_courses_exercise_passes_its_reference_and_fails_each_wrong_variant(tmp_path):
+    ex = course.course_exercises(make_course(tmp_path))["42.1"]
+    assert ex.run(ex.reference).passed
+    for w in ex.wrong:
+        result = ex.run(w.fn)
+        assert result.status == "fail" and w.message in result.matched
+    assert ex.run(lambda x: x).status == "fail"
+
+
+def test_an_id_clash_with_the_package_names_both_exercises_and_the_file(tmp_path):
+    root = make_course(tmp_path, CHECKS.replace('id="42.1"', 'id="4.1"'))
+    with pytest.raises(course.CourseChecksError) as err:
+        course.course_exercises(root)
+    text = str(err.value)
+    assert str(root / "solutions" / "checks.py") in text and "'relu'" in text and "'causal_mask'" in text and "4.1" in text
+
+
+@pytest.mark.parametrize("tail, needle", [
+    ("\nraise RuntimeError('boom')\n", f"(line {len(CHECKS.splitlines()) + 2}: raise RuntimeError('boom')): RuntimeError: boom"),
+    ("\ndef broken(:\n", f"(line {len(CHECKS.splitlines()) + 2}: def broken(:): SyntaxError"),
+    ("\nimport no_such_module_for_lmcourse\n", "ModuleNotFoundError"),
+])
+def test_a_checks_file_that_fails_to_import_is_named_with_its_line(tmp_path, tail, needle):
+    root = make_course(tmp_path, CHECKS + tail)
+    with pytest.raises(course.CourseChecksError) as err:
+        course.course_exercises(root)
+    assert f"{root / 'solutions' / 'checks.py'}" in str(err.value) and "could not be imported" in str(err.value)
+    assert needle in str(err.value)
+    assert "42.1" not in checks.REGISTRY
+
+
+@pytest.mark.parametrize("source, needle", [
+    (CHECKS.replace('id="42.1"', 'id="relu"'), "has id 'relu'"),
+    ('"""Nothing here."""\n', "declares no Exercise"),
+    (CHECKS + "\nrelu2 = Exercise(id='42.1', name='relu2', title='t', reference=_relu, cases=_cases, register=False)\n",
+     "two exercises have id '42.1'"),
+])
+def test_bad_declarations_are_refused_naming_the_file(tmp_path, source, needle):
+    root = make_course(tmp_path, source)
+    with pytest.raises(course.CourseChecksError, match=needle) as err:
+        course.course_exercises(root)
+    assert str(root / "solutions" / "checks.py") in str(err.value)
