@@ -1,7 +1,12 @@
 """Shared test fixtures. Tests are hermetic: tmp_path for files, no network, no wall clock."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+# No test may reach the Hugging Face Hub: set before any test module imports transformers.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
 
 import pytest
 from hypothesis import settings
