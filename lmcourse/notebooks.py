@@ -6,6 +6,12 @@ the course folder's timings file (tests/notebook_timings.json; not recorded when
 has no tests/ folder). `build_exercise` turns an instructor solution into the student version:
 nbgrader's `### BEGIN SOLUTION` / `### END SOLUTION` blocks become
 `raise NotImplementedError("Exercise N.k")`, hidden-test blocks are dropped, outputs cleared.
+Both versions carry nbgrader's cell metadata (`add_nbgrader_metadata`): the build writes it
+into solutions/ where it is missing or stale (only that metadata changes, and the points an
+instructor set are kept), and, as nbgrader's own release does, the student version keeps it
+with the check cells locked. A course's own `solutions/checks.py` (its exercise declarations,
+`lmcourse.course.course_exercises`) is copied to `exercises/checks.py`, where the student
+notebooks `import checks`.
 
 Markers are exact lines. A line that looks like a marker but is not one (`###BEGIN SOLUTION`,
 `## BEGIN SOLUTION`, lower case, a marker after code) is an error, and so is a solution
@@ -24,7 +30,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import write_atomic
@@ -417,6 +423,29 @@ def add_nbgrader_metadata(nb, chapter: int, where: str = "notebook"):
     return nb
 
 
+def _lock_like_nbgrader(nb) -> None:
+    """What nbgrader's LockCells does to a release: check cells cannot be edited or deleted, solution cells not deleted."""
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            cell.metadata["deletable"] = False
+        elif meta.get("grade") or meta.get("locked"):
+            cell.metadata["deletable"] = False
+            cell.metadata["editable"] = False
+
+
+def _stale_metadata(path: Path) -> tuple[object, list[int]]:
+    """The solution notebook at `path` with its nbgrader metadata brought up to date, and the
+    (1-based) cells whose metadata that changed; no cells when it was already right."""
+    import nbformat
+
+    nb = nbformat.read(path, as_version=4)
+    before = [json.dumps(c.metadata.get("nbgrader"), sort_keys=True) for c in nb.cells]
+    add_nbgrader_metadata(nb, chapter_number(path), str(path))
+    after = [json.dumps(c.metadata.get("nbgrader"), sort_keys=True) for c in nb.cells]
+    return nb, [i for i, (a, b) in enumerate(zip(before, after), 1) if a != b]
+
+
 def _points(cell, where: str, *, default: float) -> float:
     """The points a cell's nbgrader metadata gives (`default` when none); ValueError when not a number >= 0."""
     meta = cell.metadata.get("nbgrader")
@@ -470,6 +499,8 @@ def build_exercise(solution_path: Path):
     solution_path = Path(solution_path)
     nb = nbformat.read(solution_path, as_version=4)
     chapter = chapter_number(solution_path)
+    add_nbgrader_metadata(nb, chapter, str(solution_path))
+    _lock_like_nbgrader(nb)
     code_blocks, text_blocks = [0], [0]
     for i, cell in enumerate(nb.cells, 1):
         where = f"{solution_path} cell {i}"
@@ -502,12 +533,14 @@ def build_exercise(solution_path: Path):
 
 @dataclass
 class Build:
-    """What `build_exercises` did: files written (changed or new), unchanged, strays found, strays removed."""
+    """What `build_exercises` did: files written (changed or new), unchanged, strays found, strays removed,
+    and solution notebooks whose nbgrader metadata it added or brought up to date."""
 
     written: list[Path]
     unchanged: list[Path]
     strays: list[Path]
     removed: list[Path]
+    metadata: list[Path] = field(default_factory=list)
 
 
 def _solution_sources(root: Path) -> list[Path]:
@@ -521,8 +554,28 @@ def _solution_sources(root: Path) -> list[Path]:
 
 
 def _strays(root: Path, names: set[str]) -> list[Path]:
-    """exercises/*.ipynb with no solution of the same name: files the generator did not write."""
-    return sorted(p for p in (Path(root) / "exercises").glob("*.ipynb") if p.name not in names)
+    """exercises/*.ipynb with no solution of the same name (and exercises/checks.py with no
+    solutions/checks.py): files the generator did not write, or wrote from a source now gone."""
+    root = Path(root)
+    strays = [p for p in (root / "exercises").glob("*.ipynb") if p.name not in names]
+    copy = root / "exercises" / CHECKS_FILE
+    if copy.is_file() and not (root / "solutions" / CHECKS_FILE).is_file():
+        strays.append(copy)
+    return sorted(strays)
+
+
+CHECKS_FILE = "checks.py"  # a course's own exercise declarations, in solutions/ and (copied) in exercises/
+
+
+def _course_checks(root: Path) -> bytes | None:
+    """solutions/checks.py's bytes, after making sure it imports and clashes with nothing; None when absent."""
+    from .course import course_exercises
+
+    src = Path(root) / "solutions" / CHECKS_FILE
+    if not src.is_file():
+        return None
+    course_exercises(root)  # CourseChecksError (a ValueError) naming the file when it cannot be used
+    return src.read_bytes()
 
 
 def build_exercises(root: Path, *, prune: bool = False) -> Build:
@@ -532,17 +585,32 @@ def build_exercises(root: Path, *, prune: bool = False) -> Build:
     Only exercises named after a solution are (over)written: those are the generator's.
     Any other exercises/*.ipynb (a "…-Copy1.ipynb", an exercise whose solution was removed)
     is a stray: listed, and deleted only with `prune=True`. NothingToBuild when solutions/
-    is missing or empty.
+    is missing or empty. Solution notebooks whose nbgrader metadata is missing or stale get
+    it (only that metadata changes). A solutions/checks.py is imported first (a
+    CourseChecksError names it when it fails or clashes), then copied to exercises/checks.py.
     """
     root = Path(root)
     sources = _solution_sources(root)
     built = [(root / "exercises" / src.name, dumps(build_exercise(src))) for src in sources]
+    stale = [(src, _stale_metadata(src)) for src in sources]
+    checks_source = _course_checks(root)
     result = Build([], [], _strays(root, {src.name for src in sources}), [])
+    for src, (nb, cells) in stale:
+        if cells:
+            write_atomic(src, dumps(nb))
+            result.metadata.append(src)
     for dst, text in built:
         if dst.exists() and dst.read_text(encoding="utf-8") == text:
             result.unchanged.append(dst)
         else:
             write_atomic(dst, text)
+            result.written.append(dst)
+    if checks_source is not None:
+        dst = root / "exercises" / CHECKS_FILE
+        if dst.is_file() and dst.read_bytes() == checks_source:
+            result.unchanged.append(dst)
+        else:
+            write_atomic(dst, checks_source)
             result.written.append(dst)
     if prune:
         for stray in result.strays:
@@ -552,13 +620,26 @@ def build_exercises(root: Path, *, prune: bool = False) -> Build:
 
 
 def check_exercises(root: Path) -> list[str]:
-    """Every problem that `build_exercises(root, prune=True)` would fix: empty when exercises/ is in sync.
+    """Every problem that `build_exercises(root, prune=True)` would fix: empty when exercises/ is in sync
+    (and solutions/ carries its nbgrader metadata, and exercises/checks.py is solutions/checks.py).
 
     NothingToBuild when solutions/ is missing or empty (never "in sync" with nothing).
     """
     root = Path(root)
     problems = []
     sources = _solution_sources(root)
+    for src in sources:
+        _, cells = _stale_metadata(src)
+        if cells:
+            problems.append(f"solutions/{src.name}: nbgrader metadata missing or out of date in cell(s) "
+                            f"{', '.join(map(str, cells))} (`lmcourse exercises build` writes it)")
+    checks_source = _course_checks(root)
+    if checks_source is not None:
+        dst = root / "exercises" / CHECKS_FILE
+        if not dst.is_file():
+            problems.append(f"exercises/{CHECKS_FILE}: missing")
+        elif dst.read_bytes() != checks_source:
+            problems.append(f"exercises/{CHECKS_FILE}: differs from solutions/{CHECKS_FILE}")
     for src in sources:
         dst = root / "exercises" / src.name
         want = dumps(build_exercise(src))

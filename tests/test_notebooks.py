@@ -103,9 +103,12 @@ def _mini_repo(tmp_path: Path) -> Path:
 
 def test_check_exercises_detects_missing_edited_and_stale(tmp_path):
     repo = _mini_repo(tmp_path)
-    assert set(nbt.check_exercises(repo)) == {"exercises/00_a.ipynb: missing", "exercises/01_b.ipynb: missing"}
-    nbt.build_exercises(repo)
-    assert nbt.check_exercises(repo) == []
+    assert set(nbt.check_exercises(repo)) == {
+        "exercises/00_a.ipynb: missing", "exercises/01_b.ipynb: missing",
+        "solutions/00_a.ipynb: nbgrader metadata missing or out of date in cell(s) 1 (`lmcourse exercises build` writes it)",
+    }
+    assert nbt.build_exercises(repo).metadata == [repo / "solutions" / "00_a.ipynb"]
+    assert nbt.check_exercises(repo) == [] and nbt.build_exercises(repo).metadata == []
     # An edit to a solution's code makes the generated exercise stale.
     sol = nbformat.read(repo / "solutions" / "01_b.ipynb", as_version=4)
     sol.cells[0].source = "print(2)"
@@ -141,7 +144,7 @@ def test_build_never_deletes_what_it_did_not_write(tmp_path, capsys):
     assert "stray: exercises/00_a-Copy1.ipynb has no solutions/00_a-Copy1.ipynb; kept" in captured.err
     assert "--prune" in captured.err
     assert copy.read_text() == before and (repo / "exercises" / "notes.txt").exists()
-    assert "2 exercise notebook(s) already up to date" in captured.out  # and nothing rewritten
+    assert "2 exercise file(s) already up to date" in captured.out  # and nothing rewritten
     assert cli(["exercises", "build", "--prune", "--root", str(repo)]) == 0
     assert "removed stray exercises/00_a-Copy1.ipynb" in capsys.readouterr().out
     assert not copy.exists() and (repo / "exercises" / "notes.txt").exists()  # only notebooks are pruned
@@ -480,3 +483,62 @@ def test_the_repository_solutions_give_points_to_every_registered_exercise():
     chapters = {nbt.chapter_number(p) for p in (ROOT / "solutions").glob("*.ipynb")}
     assert set(points) == {k for k in checks.load_all() if int(k.split(".")[0]) in chapters}
     assert all(p > 0 for p in points.values())
+
+
+def test_add_nbgrader_metadata_marks_solution_and_check_cells_and_keeps_the_points_set(tmp_path):
+    nb = _exercise_nb(None, 4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell("ex.demo.check(demo)"))  # a check before any solution: not graded
+    nb.cells[0].metadata["nbgrader"] = {"grade": False, "solution": False, "locked": True, "grade_id": "intro",
+                                        "schema_version": 3}  # an instructor's own read-only cell: kept
+    nb.cells.append(nbformat.v4.new_code_cell("print(1)"))
+    nb.cells[-1].metadata["nbgrader"] = {"grade": True, "grade_id": "7_9", "points": 2}  # stale, ours: removed
+    out = nbt.add_nbgrader_metadata(nb, 7)
+    meta = [c.metadata.get("nbgrader") for c in out.cells]
+    assert meta[0]["grade_id"] == "intro" and meta[5] is None
+    assert meta[1] == {"grade": False, "grade_id": "7_1-solution", "locked": False, "schema_version": 3, "solution": True}
+    assert meta[2] == {"grade": True, "grade_id": "7_1", "locked": True, "points": 1, "schema_version": 3, "solution": False}
+    assert meta[3]["grade_id"] == "7_2-solution" and meta[4]["points"] == 4 and meta[4]["grade_id"] == "7_2"
+    again = nbt.dumps(out)
+    assert nbt.dumps(nbt.add_nbgrader_metadata(out, 7)) == again  # idempotent
+
+
+def test_exercise_cells_pair_each_check_with_its_own_solution(tmp_path):
+    nb = _nb("def a():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION",  # 9.1 has no check cell
+             "def b():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION\n"
+             "def c():\n    ### BEGIN SOLUTION\n    pass\n    ### END SOLUTION",
+             "ex.b.check(b)", "ex.c.check(c)", "ex.c.check(c)  # again: not a second grade cell")
+    cells, answers = nbt.exercise_cells(nb, 9)
+    assert [(e.id, e.solution, e.check) for e in cells] == [("9.1", 0, None), ("9.2", 1, 2), ("9.3", 1, 3)]
+    assert answers == []
+
+
+def test_a_solution_and_its_check_in_one_cell_is_refused(tmp_path):
+    src = _write(tmp_path / "solutions" / "07_a.ipynb", _nb("def f(x):\n    ### BEGIN SOLUTION\n    return x\n"
+                                                             "    ### END SOLUTION\nex.f.check(f)"))
+    with pytest.raises(nbt.MarkerError, match=re.escape(f"{src} cell 1: holds both a '### BEGIN SOLUTION' block and a `.check(` call")):
+        nbt.build_exercise(src)
+
+
+def test_the_student_version_keeps_the_metadata_and_locks_the_check_cells(tmp_path):
+    src = _write(tmp_path / "solutions" / "07_a.ipynb", _exercise_nb(2))
+    out = nbt.build_exercise(src)
+    solution, check = out.cells
+    assert solution.metadata["nbgrader"]["solution"] and solution.metadata["deletable"] is False
+    assert "editable" not in solution.metadata and 'raise NotImplementedError("Exercise 7.1")' in solution.source
+    assert check.metadata["nbgrader"] == {"grade": True, "grade_id": "7_1", "locked": True, "points": 2,
+                                          "schema_version": 3, "solution": False}
+    assert check.metadata["deletable"] is False and check.metadata["editable"] is False
+
+
+def test_the_repository_solutions_carry_the_metadata_the_build_writes():
+    """A check cell's grade_id is the id of the exercise it calls, by name, in every solutions notebook."""
+    from lmcourse import checks
+
+    by_name = {(int(k.split(".")[0]), ex.name): k for k, ex in checks.load_all().items()}
+    for path in sorted((ROOT / "solutions").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert nbt.dumps(nbt.add_nbgrader_metadata(nbformat.read(path, as_version=4), nbt.chapter_number(path))) == nbt.dumps(nb)
+        for cell in nb.cells:
+            m = re.search(r"ch(\d\d)\.(\w+)\.check\(", cell.source)
+            if m and cell.cell_type == "code":
+                assert cell.metadata["nbgrader"]["grade_id"] == nbt.grade_id(by_name[(int(m[1]), m[2])]), path.name
