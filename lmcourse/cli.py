@@ -72,10 +72,12 @@ def _exercises(args) -> int:
             print("exercises/ is in sync with solutions/")
             return 0
         build = build_exercises(root, prune=args.prune)
+        for path in build.metadata:
+            print(f"nbgrader metadata added or updated in {path.relative_to(root).as_posix()}")
         for path in build.written:
             print(f"wrote {path.relative_to(root).as_posix()}")
         if build.unchanged:
-            print(f"{len(build.unchanged)} exercise notebook(s) already up to date")
+            print(f"{len(build.unchanged)} exercise file(s) already up to date")
         for path in build.removed:
             print(f"removed stray {path.relative_to(root).as_posix()}")
         kept = [p for p in build.strays if p not in build.removed]
