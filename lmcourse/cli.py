@@ -139,6 +139,9 @@ def _grade(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmcourse", description="The lmcourse command line.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"lmcourse {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     course = argparse.ArgumentParser(add_help=False)
     course.add_argument(

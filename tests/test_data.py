@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import platform
 import re
 import sys
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from lmcourse import data
+from lmcourse.data.python_docs import SNAPSHOT_PYTHON
 
 SHA = "86c4e6aa9db7c042ec79f339dcb96d42b0075e16b8fc2e86bf0ca57e2dc565ed"
 
@@ -163,6 +165,68 @@ def test_pydoc_prose_is_clean_english():
     assert "statement" in text and data.load_text("pydoc") == text
 
 
+def test_pydoc_prose_is_the_pinned_snapshot_under_any_python():
+    """Chapter 01 prints statistics of this text: they must not depend on the Python running it."""
+    from lmcourse.data import python_docs
+
+    text = data.pydoc_prose()
+    assert hashlib.sha256(text.encode("utf-8")).hexdigest() == python_docs.SNAPSHOT_SHA256
+    assert (len(text), len(set(text))) == (261_674, 103)  # what chapter 01 prints
+
+
+def test_pydoc_snapshot_reads_no_standard_library_text(monkeypatch):
+    from lmcourse.data import python_docs
+
+    python_docs.pydoc_prose.cache_clear()
+    monkeypatch.setitem(sys.modules, "pydoc_data.topics", None)  # `import pydoc_data.topics` now fails
+    try:
+        assert len(python_docs.pydoc_prose()) == 261_674
+    finally:
+        python_docs.pydoc_prose.cache_clear()
+
+
+def test_a_damaged_pydoc_snapshot_is_refused_with_its_name(monkeypatch):
+    from lmcourse.data import python_docs
+
+    python_docs.pydoc_prose.cache_clear()
+    monkeypatch.setattr(python_docs, "SNAPSHOT_SHA256", "0" * 64)
+    try:
+        with pytest.raises(ValueError, match=r"pydoc_prose\.txt has SHA-256 [0-9a-f]{64}, expected 0{64}.*reinstall"):
+            python_docs.pydoc_prose()
+    finally:
+        python_docs.pydoc_prose.cache_clear()
+
+
+@pytest.mark.skipif(
+    platform.python_version() != SNAPSHOT_PYTHON,
+    reason="the snapshot was cleaned from one CPython's pydoc_data.topics; only that version can regenerate it",
+)
+def test_pydoc_snapshot_regenerates_from_its_own_python(tmp_path):
+    from lmcourse.data import python_docs
+
+    digest = python_docs.write_snapshot(tmp_path / "prose.txt")
+    assert digest == python_docs.SNAPSHOT_SHA256
+    assert (tmp_path / "prose.txt").read_text(encoding="utf-8") == data.pydoc_prose()
+
+
+def test_clean_topics_keeps_prose_and_drops_headings_code_grammar_and_repeats():
+    from lmcourse.data.python_docs import clean_topics
+
+    topics = {
+        "b": "Title\n*****\n\nThe second topic says one thing in plain words\nover two lines.\n\n"
+             "   x = [i for i in range(10)] + {k: v}\n\n"
+             "   expr ::= a | b\n\n>>> print(1, 2, 3, 4, 5)\n\nToo short.\n",
+        "a": "* The first topic comes first because topics are sorted.\n\n"
+             "The second topic says one thing in plain words over two lines.\n\n"
+             "A paragraph without a final stop is dropped here\n",
+    }
+    assert clean_topics(topics) == (
+        "The first topic comes first because topics are sorted.\n\n"
+        "The second topic says one thing in plain words over two lines."
+    )
+    assert clean_topics({}) == ""
+
+
 def test_whole_reviews_file_is_balanced_and_every_review_is_used():
     from lmcourse.data import written_reviews
 
@@ -175,13 +239,12 @@ def test_whole_reviews_file_is_balanced_and_every_review_is_used():
 def test_data_files_are_declared_as_package_data(root):
     # a data file that pyproject does not declare is missing from the wheel, and reviews() breaks there
     tomllib = pytest.importorskip("tomllib")
-    import fnmatch
-
-    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
-    files = [p.name for p in (root / "lmcourse" / "data").iterdir() if p.is_file() and p.suffix not in (".py", ".pyc")]
-    assert "reviews.jsonl" in files and "review_sentences.jsonl" in files
-    for name in files:
-        assert any(fnmatch.fnmatch(name, pat) for pat in patterns.get("lmcourse.data", [])), name
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["lmcourse"]
+    package = root / "lmcourse"
+    declared = {p for pat in patterns for p in package.glob(pat)}  # setuptools' glob semantics, ** included
+    files = {p for p in (package / "data").iterdir() if p.is_file() and p.suffix not in (".py", ".pyc")}
+    assert {"reviews.jsonl", "review_sentences.jsonl", "pydoc_prose.txt"} <= {p.name for p in files}
+    assert files <= declared, sorted(p.name for p in files - declared)
 
 
 def test_a_broken_data_line_is_named(monkeypatch):

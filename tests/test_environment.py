@@ -67,7 +67,8 @@ def test_doctor_reports_versions_device_threads_widgets_extras():
     out = io.StringIO()
     assert environment.doctor(file=out) is True
     text = out.getvalue()
-    for name in ("python", "torch", "numpy", "matplotlib", "ipywidgets", "jupyterlab", "device", "threads", "widgets", "extra dev", "extra hf"):
+    for name in ("python", "lmcourse", "torch", "numpy", "matplotlib", "ipywidgets", "regex", "device", "threads", "widgets",
+                 "extra lab", "extra dev", "extra hf", "tested"):
         assert name in text, name
     assert torch.__version__ in text
 
@@ -78,7 +79,7 @@ def test_doctor_fails_with_a_fix_when_something_required_is_missing(monkeypatch)
     out = io.StringIO()
     assert environment.doctor(file=out) is False
     text = out.getvalue()
-    assert "matplotlib  MISSING" in text and "fix: run `make lab`" in text
+    assert "matplotlib  MISSING" in text and "fix: in your checkout run `make setup`" in text  # this is an editable install
     assert cli(["doctor"]) == 1
 
 
@@ -139,3 +140,155 @@ def test_doctor_reports_a_bad_device_setting_instead_of_crashing(monkeypatch):
     assert environment.doctor(file=out) is False
     text = out.getvalue()
     assert "device      BROKEN" in text and "LMCOURSE_DEVICE" in text and "fix:" in text
+
+
+# ----------------------------------------------------------------------------- install kind, fixes
+
+
+def _dist(tmp_path, direct_url: dict | None, files_here: bool = True):
+    """A fake installed lmcourse distribution (a .dist-info folder) with this direct_url.json."""
+    import importlib.metadata
+    import json
+
+    site = tmp_path / "site"
+    info = site / "lmcourse-0.1.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: lmcourse\nVersion: 0.1.0\n")
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(json.dumps(direct_url))
+    if files_here:  # the dist's files are the package being imported
+        import os
+
+        pkg = site / "lmcourse"
+        pkg.mkdir()
+        os.symlink(os.path.realpath(lmcourse.__file__), pkg / "__init__.py")
+    return importlib.metadata.Distribution.at(info)
+
+
+@pytest.mark.parametrize(
+    "direct_url,kind,fix",
+    [
+        ({"url": "file:///home/me/lmcourse", "dir_info": {"editable": True}}, "checkout", "make setup"),
+        ({"url": "https://github.com/me/fork", "vcs_info": {"vcs": "git", "requested_revision": "main", "commit_id": "ab" * 20}},
+         "git", "`pip install 'lmcourse[lab] @ git+https://github.com/me/fork@main'`"),
+        ({"url": "https://github.com/me/fork", "vcs_info": {"vcs": "git", "commit_id": "ab" * 20}},
+         "git", f"`pip install 'lmcourse[lab] @ git+https://github.com/me/fork@{'ab' * 20}'`"),
+        ({"url": "file:///tmp/dist/lmcourse-0.1.0-py3-none-any.whl", "archive_info": {}},
+         "file", "`pip install 'lmcourse[lab] @ file:///tmp/dist/lmcourse-0.1.0-py3-none-any.whl'`"),
+        (None, "index", "`pip install 'lmcourse[lab]'`"),
+    ],
+)
+def test_install_kind_gives_the_fix_for_how_it_was_installed(tmp_path, direct_url, kind, fix):
+    install = environment.install_kind(_dist(tmp_path, direct_url))
+    assert install.kind == kind
+    assert fix in install.fix(("lab",))
+    if kind != "checkout":
+        assert "make" not in install.fix(("lab",)) and "-e" not in install.fix(("lab",))
+    assert "/home/me" not in install.describe() and "/tmp/dist" not in install.describe()  # no local paths in notebooks
+
+
+def test_an_installed_wheel_shadowed_by_a_source_tree_is_a_checkout(tmp_path):
+    """The wheel's metadata is there, but `import lmcourse` loads a source tree: its fix is the checkout's."""
+    install = environment.install_kind(_dist(tmp_path, {"url": "file:///x.whl", "archive_info": {}}, files_here=False))
+    assert install.kind == "checkout"
+
+
+def test_doctor_gives_a_wheel_user_a_pip_fix_not_make(monkeypatch):
+    monkeypatch.setattr(environment, "install_kind", lambda: environment.Install("index"))
+    real = environment._version
+    monkeypatch.setattr(environment, "_version", lambda d: None if d in ("numpy", "jupyterlab") else real(d))
+    out = io.StringIO()
+    assert environment.doctor(file=out) is False
+    lines = out.getvalue().splitlines()
+    i = lines.index("numpy       MISSING")
+    assert lines[i + 1].strip() == "fix: `pip install 'lmcourse'`"
+    j = next(j for j, line in enumerate(lines) if line.startswith("extra lab"))
+    assert lines[j] == "extra lab   missing jupyterlab" and lines[j + 1].strip() == "fix: `pip install 'lmcourse[lab]'`"
+    assert "make" not in out.getvalue() and "-e ." not in out.getvalue()
+    assert "lmcourse    0.1.0 (from a package index)" in lines
+
+
+def test_a_missing_extra_does_not_fail_doctor(monkeypatch):
+    real = environment._version
+    monkeypatch.setattr(environment, "_version", lambda d: None if d == "jupyterlab" else real(d))
+    out = io.StringIO()
+    assert environment.doctor(file=out) is True
+    assert "extra lab   missing jupyterlab" in out.getvalue()
+
+
+@pytest.mark.parametrize(
+    "python,torch_version,system,flagged",
+    [
+        ("3.11.7", "2.13.0+cpu", "Linux", []),
+        ("3.10.0", "2.13.0", "Linux", []),
+        ("3.12.9", "2.13.0+cu121", "Linux", []),
+        ("3.13.0", "2.13.0", "Linux", ["Python 3.13.0"]),
+        ("3.9.18", "2.13.0", "Linux", ["Python 3.9.18"]),
+        ("3.11.7", "2.14.1", "Linux", ["PyTorch 2.14.1"]),
+        ("3.11.7", "2.13.1", "Linux", ["PyTorch 2.13.1"]),
+        ("3.11.7", "2.13.0", "Darwin", ["Darwin"]),
+        ("3.13.1", "2.5.0", "Windows", ["Python 3.13.1", "PyTorch 2.5.0", "Windows"]),
+        ("3.11.7", None, "Linux", []),  # no torch: doctor already says MISSING
+    ],
+)
+def test_untested_names_each_thing_outside_the_tested_combinations(python, torch_version, system, flagged):
+    got = environment.untested(python, torch_version, system)
+    assert len(got) == len(flagged)
+    for phrase, want in zip(got, flagged):
+        assert phrase.startswith(want + " (tested: ")
+
+
+def test_doctor_warns_outside_the_tested_combinations_but_does_not_fail(monkeypatch):
+    out = io.StringIO()
+    assert environment.doctor(file=out) is True
+    assert "tested      yes" in out.getvalue().splitlines()
+    monkeypatch.setattr(environment.platform, "system", lambda: "Darwin")
+    real = environment._version
+    monkeypatch.setattr(environment, "_version", lambda d: "2.99.0" if d == "torch" else real(d))
+    out = io.StringIO()
+    assert environment.doctor(file=out) is True
+    lines = out.getvalue().splitlines()
+    i = next(i for i, line in enumerate(lines) if line.startswith("tested"))
+    assert "PyTorch 2.99.0 (tested: 2.13.0)" in lines[i] and "Darwin (tested: Linux)" in lines[i]
+    assert lines[i + 1].strip().startswith("warning:") and "Supported" in lines[i + 1]
+
+
+def test_tested_torch_is_the_one_make_installs(root):
+    import re
+
+    pin = re.search(r"^TORCH\s*:?=\s*torch==(\S+)\s*$", (root / "Makefile").read_text(), re.M)
+    assert pin and pin.group(1) == environment.TESTED_TORCH
+
+
+# ----------------------------------------------------------------------------- Colab widgets
+
+
+def test_setup_enables_colabs_widget_manager_only_on_colab(monkeypatch):
+    import types
+
+    calls = []
+    assert environment.enable_colab_widgets() is False  # not Colab: google.colab does not import
+    google = types.ModuleType("google")
+    colab = types.ModuleType("google.colab")
+    colab.output = types.SimpleNamespace(enable_custom_widget_manager=lambda: calls.append("on"))
+    google.colab = colab
+    monkeypatch.setitem(sys.modules, "google", google)
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    lmcourse.setup(seed=0)
+    assert calls == ["on"]
+
+
+def test_setup_outside_colab_imports_nothing_from_google(monkeypatch):
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    lmcourse.setup(seed=0)
+    assert "google.colab" not in sys.modules
+
+
+# ----------------------------------------------------------------------------- --version
+
+
+def test_version_command_prints_the_package_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        cli(["--version"])
+    assert exc.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lmcourse {lmcourse.__version__}"
