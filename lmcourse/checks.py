@@ -8,8 +8,11 @@ of any wrong variant the student's output matches. A stub that raises
 NotImplementedError prints "not implemented yet"; an exception inside the student's
 function is shown as the student's own, with its line (and the likely mistake when a
 wrong variant raises the same error). While the student's function runs, a tripwire
-notes every call to a function the exercise forbids (`Exercise.forbidden_names()`), and
-the report then opens with a warning, since the grader gives such an answer 0.
+notes every call to a function the exercise forbids (`Exercise.forbidden_names()`), and an
+`lmcourse.forbid.OpGuard` notes every ATen operator it forbids (`Exercise.forbidden_ops`,
+whatever alias reached it: `Tensor.softmax`, `torch.special.softmax`, `F.cross_entropy`...)
+and, for a hand-written backward, any use of autograd (`Exercise.forbid_autograd`); the
+report then opens with a warning, since the grader gives such an answer 0.
 
 Every declared exercise lands in `REGISTRY`, and tests/test_checks.py proves that each
 one passes its reference and fails each of its wrong variants.
@@ -31,6 +34,9 @@ import textwrap
 import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Sequence
+
+from lmcourse import forbid
+from lmcourse.forbid import OpGuard
 
 REGISTRY: dict[str, "Exercise"] = {}
 
@@ -75,7 +81,7 @@ class Result:
     status: str
     report: str
     matched: list[str] = field(default_factory=list)
-    forbidden: list[str] = field(default_factory=list)  # forbidden functions the student's function called
+    forbidden: list[str] = field(default_factory=list)  # forbidden functions / operators the student's function called
 
     @property
     def passed(self) -> bool:
@@ -89,6 +95,10 @@ class Exercise:
     and returning them (deterministic for a given seed). atol / rtol: the tolerance of the
     default comparison. wrong: known wrong variants. compare: optional
     `compare(expected, got) -> str | None`, a description of the difference or None when equal.
+    forbidden: dotted names of Python functions the student may not call (besides the reference).
+    forbidden_ops: fnmatch patterns over ATen operator names that do the exercise in one call
+    (see `lmcourse.forbid`; e.g. `forbid.SOFTMAX`). forbid_autograd: the exercise is a
+    hand-written backward, so any backward pass or forward-mode AD counts as forbidden.
     """
 
     def __init__(
@@ -107,6 +117,8 @@ class Exercise:
         compare: Callable[[Any, Any], str | None] | None = None,
         seed: int = 0,
         forbidden: Sequence[str] = (),
+        forbidden_ops: Sequence[str] = (),
+        forbid_autograd: bool = False,
         register: bool = True,
     ) -> None:
         self.id, self.name, self.title = id, name, title
@@ -119,6 +131,11 @@ class Exercise:
         self._compare = compare
         self.seed = seed
         self.forbidden = tuple(forbidden)
+        if isinstance(forbidden_ops, str):
+            raise TypeError(f"exercise {id}: forbidden_ops must be a sequence of patterns, got the string {forbidden_ops!r}")
+        self.forbidden_ops = tuple(forbidden_ops)
+        self.forbid_autograd = bool(forbid_autograd)
+        OpGuard(self.forbidden_ops)  # a bad pattern fails here, at the declaration, not in a student's check
         if not callable(cases):
             self._check_labels(cases)
         if register:
@@ -157,6 +174,25 @@ class Exercise:
         ref = f"{self.reference.__module__}.{self.reference.__qualname__}"
         return (ref, *self.forbidden)
 
+    def op_guard(self, *, raise_on_hit: bool = False) -> OpGuard:
+        """A fresh `OpGuard` for this exercise's forbidden operators (and autograd, when forbidden)."""
+        return OpGuard(self.forbidden_ops, autograd=self.forbid_autograd, raise_on_hit=raise_on_hit)
+
+    def forbidden_ops_text(self) -> str:
+        """A Markdown sentence naming the forbidden operators and how they are usually spelled ("" when none)."""
+        items = []
+        for pattern in self.forbidden_ops:
+            spelled = forbid.spelling(pattern)
+            items.append(f"`{pattern}`" + (f" ({spelled})" if spelled else ""))
+        if self.forbid_autograd:
+            items.append(f"autograd ({forbid.spelling(forbid.AUTOGRAD)})")
+        if not items:
+            return ""
+        return (
+            f"**Not allowed under any name:** {', '.join(items)}. These are caught at the operator, "
+            "whichever alias calls them; `check()` warns, and the grader gives such an answer 0."
+        )
+
     def rules(self) -> str:
         """The sentence the exercise's text carries (Markdown), generated from the declaration.
 
@@ -187,19 +223,20 @@ class Exercise:
         if not callable(fn):
             return Result(self.id, "error", f"✗ {head}: expected a function, got {type(fn).__name__}")
         reference = self.reference
-        with _Tripwires(self.forbidden_names(), fn) as wires:
+        with _Tripwires(self.forbidden_names(), fn, self.op_guard()) as wires:
             self.reference = wires.wrap(reference, wires.names[0])  # `ch00.stable_softmax.reference(x)` too
             try:
                 result = self._judge(fn, reference, cases, head, wires, repeat)
             finally:
                 self.reference = reference
-        if wires.hits:
+        hits = wires.hits + wires.guard.hits
+        if hits:
             warning = (
-                f"⚠ {head}: your function calls {' and '.join(wires.hits)}, which this exercise forbids; "
-                "the grader gives such an answer 0, so write it yourself."
+                f"⚠ {head}: your function calls {' and '.join(map(forbid.describe, hits))}, which this exercise "
+                "forbids; the grader gives such an answer 0, so write it yourself."
             )
             result.report = warning + "\n" + result.report
-            result.forbidden = list(wires.hits)
+            result.forbidden = list(hits)
         return result
 
     def _judge(self, fn, reference, cases, head, wires, repeat) -> Result:
@@ -331,15 +368,17 @@ _MISSING = object()
 class _Tripwires:
     """While `judge` runs, each forbidden dotted name points to a wire that notes the call
     (only while `armed()`, i.e. inside the student's function) and then calls the original.
+    `armed()` also enters the exercise's `OpGuard`, which notes forbidden operators.
 
     Also rewired: names in the student's function's globals bound to a forbidden function
     (`from lmcourse.losses import softmax` before the check). Everything is restored on exit.
     Calling the reference itself as the answer (`check(ch00._softmax)`) counts too.
     """
 
-    def __init__(self, names: Sequence[str], fn: Callable) -> None:
+    def __init__(self, names: Sequence[str], fn: Callable, guard: OpGuard | None = None) -> None:
         self.names = tuple(names)
         self.fn = fn
+        self.guard = guard if guard is not None else OpGuard(())  # the operator layer, armed with the wires
         self.hits: list[str] = []
         self._armed = False
         self._undo: list[tuple[Any, str, Any]] = []
@@ -398,10 +437,11 @@ class _Tripwires:
 
     @contextlib.contextmanager
     def armed(self):
-        """Note forbidden calls only inside this block: the student's own calls."""
+        """Note forbidden calls (functions and operators) only inside this block: the student's own calls."""
         self._armed = True
         try:
-            yield
+            with self.guard:
+                yield
         finally:
             self._armed = False
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from lmcourse import checks
+from lmcourse import checks, forbid
 from lmcourse.checks import Case, Exercise, Wrong, compare_values
 
 REGISTRY = checks.load_all()
@@ -486,6 +486,94 @@ def test_forbidden_calls_warn_in_errors_too():
 
     result = _forbidding(["math.fsum"]).run(student)
     assert result.status == "error" and result.report.startswith(WARNING + "\n✗ total")
+
+
+# -- forbidden operators (lmcourse.forbid.OpGuard inside judge) -------------------------------
+def _torch_softmax_ref(x):
+    z = x - x.max(dim=-1, keepdim=True).values
+    return z.exp() / z.exp().sum(dim=-1, keepdim=True)
+
+
+def _op_forbidding(**kw):
+    kw.setdefault("forbidden_ops", forbid.SOFTMAX)
+    return Exercise(id="95.1", name="softmax", title="softmax", reference=_torch_softmax_ref,
+                    cases=[Case((torch.randn(2, 3, generator=torch.Generator().manual_seed(0)),), label="2-D")],
+                    hint="subtract the max", register=False, **kw)
+
+
+OP_WARNING = ("⚠ softmax (Exercise 95.1): your function calls aten::_softmax (torch.softmax, Tensor.softmax, "
+              "F.softmax, torch.special.softmax), which this exercise forbids; the grader gives such an answer 0, "
+              "so write it yourself.")
+
+
+@pytest.mark.parametrize("student", [
+    lambda x: torch.softmax(x, -1), lambda x: x.softmax(-1), lambda x: torch.nn.functional.softmax(x, dim=-1),
+    lambda x: torch.ops.aten._softmax(x, -1, False),
+], ids=["torch.softmax", "Tensor.softmax", "F.softmax", "torch.ops.aten._softmax"])
+def test_a_forbidden_operator_is_warned_about_whatever_its_alias(student):
+    result = _op_forbidding().run(student)
+    assert result.passed and result.forbidden == ["aten::_softmax"]
+    assert result.report.split("\n") == [OP_WARNING, "✓ softmax (Exercise 95.1): all 1 cases pass: 2-D"]
+
+
+def test_an_operator_in_inference_mode_is_named_by_its_composite_name():
+    def student(x):
+        with torch.inference_mode():
+            return torch.softmax(x, -1)
+
+    result = _op_forbidding().run(student)
+    assert result.forbidden == ["aten::softmax"] and "calls aten::softmax (torch.softmax" in result.report
+
+
+def test_the_reference_using_a_forbidden_operator_is_not_the_students_call():
+    ex = _op_forbidding(wrong=[Wrong(lambda x: torch.log_softmax(x, -1), "log-probabilities")])
+    ex.reference = lambda x: torch.softmax(x, -1)
+    assert ex.run(_torch_softmax_ref).forbidden == []
+    result = ex.run(lambda x: _torch_softmax_ref(x).log())  # matching a wrong variant runs it: not the student's
+    assert result.status == "fail" and result.forbidden == [] and result.matched == ["log-probabilities"]
+
+
+def test_operator_and_function_hits_are_both_listed():
+    ex = _op_forbidding(forbidden=["math.fsum"])
+    result = ex.run(lambda x: torch.softmax(x, -1) + 0 * math.fsum([1.0]))
+    assert result.forbidden == ["math.fsum", "aten::_softmax"]
+
+
+def test_autograd_is_forbidden_only_when_declared():
+    def by_autograd(x):
+        x = x.clone().requires_grad_(True)
+        torch.logsumexp(x, -1).sum().backward()
+        return x.grad
+
+    for forbid_autograd, hits in ((True, [forbid.AUTOGRAD]), (False, [])):
+        ex = _op_forbidding(forbidden_ops=(), forbid_autograd=forbid_autograd)
+        result = ex.run(by_autograd)
+        assert result.passed and result.forbidden == hits
+        assert ("autograd (Tensor.backward" in result.report) == forbid_autograd
+
+
+def test_forbidden_ops_are_kept_validated_and_described():
+    ex = _op_forbidding(forbidden_ops=["aten::nll_loss*"], forbid_autograd=True)
+    assert ex.forbidden_ops == ("aten::nll_loss*",) and ex.forbid_autograd is True
+    text = ex.forbidden_ops_text()
+    assert text.startswith("**Not allowed under any name:** `aten::nll_loss*` (F.cross_entropy, F.nll_loss")
+    assert "autograd (Tensor.backward, torch.autograd.grad" in text
+    assert _make().forbidden_ops == () and _make().forbid_autograd is False and _make().forbidden_ops_text() == ""
+    with pytest.raises(TypeError, match="got the string"):
+        _op_forbidding(forbidden_ops="aten::_softmax")
+    with pytest.raises(TypeError, match="non-empty strings"):
+        _op_forbidding(forbidden_ops=[""])
+    guard = ex.op_guard(raise_on_hit=True)
+    assert (guard.patterns, guard.autograd, guard.raise_on_hit) == (("aten::nll_loss*",), True, True)
+
+
+def test_the_guard_is_off_outside_the_students_call():
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    seen = []
+    ex = _op_forbidding(compare=lambda e, g: seen.append(len(_get_current_dispatch_mode_stack())))
+    ex.run(lambda x: seen.append(len(_get_current_dispatch_mode_stack())) or _torch_softmax_ref(x))
+    assert seen == [1, 0]  # on inside the student's function, off in the comparison
 
 
 # -- known mistakes that raise, and mistakes that are random --------------------------------
