@@ -121,3 +121,57 @@ def test_bad_declarations_are_refused_naming_the_file(tmp_path, source, needle):
     with pytest.raises(course.CourseChecksError, match=needle) as err:
         course.course_exercises(root)
     assert str(root / "solutions" / "checks.py") in str(err.value)
+
+
+def _outputs(path: Path) -> str:
+    nb = nbformat.read(path, as_version=4)
+    return "\n".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+
+
+def test_build_root_makes_the_student_version_and_it_runs_headless(tmp_path, capsys):
+    root = make_course(tmp_path / "mycourse")
+    assert cli(["exercises", "build", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "nbgrader metadata added or updated in solutions/42_relu.ipynb" in out
+    assert "wrote exercises/42_relu.ipynb" in out and "wrote exercises/checks.py" in out
+    assert (root / "exercises" / "checks.py").read_bytes() == (root / "solutions" / "checks.py").read_bytes()
+    assert cli(["exercises", "--check", "--root", str(root)]) == 0
+    exercise = nbformat.read(root / "exercises" / "42_relu.ipynb", as_version=4)
+    assert 'raise NotImplementedError("Exercise 42.1")' in exercise.cells[2].source
+    assert "torch.where" not in exercise.cells[2].source
+    assert nbt.exercise_points(root / "solutions") == {"42.1": 1.0}
+
+    # Jupyter runs a notebook in its own folder, so `import checks` finds exercises/checks.py.
+    ran = nbt.execute(root / "exercises" / "42_relu.ipynb", timeout=120, save=True)
+    assert ran.ok, ran.error
+    assert "… relu (Exercise 42.1): not implemented yet" in _outputs(root / "exercises" / "42_relu.ipynb")
+    ran = nbt.execute(root / "solutions" / "42_relu.ipynb", timeout=120, save=True)
+    assert ran.ok, ran.error
+    assert "✓ relu (Exercise 42.1): all 3 cases pass" in _outputs(root / "solutions" / "42_relu.ipynb")
+
+    found = course.course_exercises(root)
+    assert found["42.1"].run(found["42.1"].reference).passed
+
+
+def test_check_notices_a_stale_or_missing_checks_copy_and_a_stray(tmp_path, capsys):
+    root = make_course(tmp_path / "mycourse")
+    nbt.build_exercises(root)
+    (root / "solutions" / "checks.py").write_text(CHECKS.replace("ReLU", "Rectifier"))
+    assert nbt.check_exercises(root) == ["exercises/checks.py: differs from solutions/checks.py"]
+    (root / "exercises" / "checks.py").unlink()
+    assert nbt.check_exercises(root) == ["exercises/checks.py: missing"]
+    nbt.build_exercises(root)
+    assert nbt.check_exercises(root) == []
+    (root / "solutions" / "checks.py").unlink()
+    stray = "exercises/checks.py: has no solutions/checks.py (a stray: `lmcourse exercises build --prune` removes it)"
+    assert nbt.check_exercises(root) == [stray]
+    assert nbt.build_exercises(root, prune=True).removed == [root / "exercises" / "checks.py"]
+
+
+def test_build_refuses_a_clashing_checks_file_naming_it_and_writes_nothing(tmp_path, capsys):
+    root = make_course(tmp_path / "mycourse", CHECKS.replace('id="42.1"', 'id="4.1"'))
+    before = (root / "solutions" / "42_relu.ipynb").read_text()
+    assert cli(["exercises", "build", "--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {root / 'solutions' / 'checks.py'}: exercise 4.1 'relu' clashes with the package's exercise 4.1 'causal_mask'" in err
+    assert not (root / "exercises").exists() and (root / "solutions" / "42_relu.ipynb").read_text() == before
