@@ -507,7 +507,9 @@ class Sandbox:
                 self.eof = True
                 return None
             left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
+            poller = select.poll()  # not select(): a grader with many open files has fds past 1024
+            poller.register(fd, select.POLLIN)
+            if left <= 0 or not poller.poll(left * 1000):
                 return None
             room = self.max_output_bytes - self.bytes_read
             try:
