@@ -36,7 +36,15 @@ __all__ = [
     "MLP",
     "Block",
     "GPT",
+    "EncoderConfig",
+    "EncoderOutput",
+    "EncoderLayer",
+    "Encoder",
+    "EncoderDecoderConfig",
+    "Seq2SeqBlock",
+    "EncoderDecoder",
     "ACTIVATIONS",
+    "IGNORE_INDEX",
 ]
 
 IGNORE_INDEX = -1  # a target equal to this is skipped by the loss (padding, or a prompt not to learn)
@@ -227,7 +235,9 @@ class Block(nn.Module):
 
 # ----------------------------------------------------------------------------- input checks
 
-def _check_ids(name: str, ids: Any, vocab_size: int, max_len: int | None, what: str = "block_size") -> None:
+def _check_ids(
+    name: str, ids: Any, vocab_size: int, max_len: int | None, what: str = "block_size", vocab_name: str = "vocab_size"
+) -> None:
     """ids must be a (B, T) integer tensor with T <= max_len and every id in [0, vocab_size)."""
     if not isinstance(ids, torch.Tensor):
         raise ValueError(f"{name} must be a (B, T) tensor of token ids, got {type(ids).__name__}")
@@ -242,7 +252,7 @@ def _check_ids(name: str, ids: Any, vocab_size: int, max_len: int | None, what: 
         lo, hi = int(ids.min()), int(ids.max())
         if lo < 0 or hi >= vocab_size:
             raise ValueError(
-                f"{name} must lie in [0, {vocab_size - 1}] (vocab_size={vocab_size}), got min={lo}, max={hi}"
+                f"{name} must lie in [0, {vocab_size - 1}] ({vocab_name}={vocab_size}), got min={lo}, max={hi}"
             )
 
 
@@ -339,5 +349,415 @@ class GPT(nn.Module):
             x = block(x)
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)  # (B, T, V)
+        loss = None if targets is None else _lm_loss(logits, targets)
+        return logits, loss
+
+
+# ----------------------------------------------------------------------------- Encoder (BERT)
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    """A BERT-style encoder's shape, with BERT's field meanings. Defaults: bert-base-uncased.
+
+    max_position_embeddings: the longest input; type_vocab_size: segment ids (sentence A / B);
+    n_inner: the MLP width (None means 4 * n_embd; BERT's intermediate_size); dropout: BERT's
+    hidden and attention dropout (0.1); add_pooler: the tanh dense layer on [CLS].
+    activation: BERT's exact erf GELU. attention: as in GPTConfig.
+    """
+
+    vocab_size: int = 30522
+    max_position_embeddings: int = 512
+    type_vocab_size: int = 2
+    n_layer: int = 12
+    n_head: int = 12
+    n_embd: int = 768
+    n_inner: int | None = None
+    layer_norm_eps: float = 1e-12
+    dropout: float = 0.1
+    add_pooler: bool = True
+    attention: str = "sdpa"
+    activation: str = "gelu"
+
+    def __post_init__(self) -> None:
+        _check_common(self, ("vocab_size", "max_position_embeddings", "type_vocab_size", "n_layer", "n_head", "n_embd"))
+        if not isinstance(self.add_pooler, bool):
+            raise ValueError(f"EncoderConfig.add_pooler must be True or False, got {self.add_pooler!r}")
+
+    @property
+    def d_ff(self) -> int:
+        return 4 * self.n_embd if self.n_inner is None else self.n_inner
+
+    @classmethod
+    def bert_base(cls, **overrides: Any) -> "EncoderConfig":
+        """bert-base-uncased: 12 layers, 12 heads, 768 wide, 110M parameters."""
+        return cls(**overrides)
+
+    @classmethod
+    def minilm_l6(cls, **overrides: Any) -> "EncoderConfig":
+        """all-MiniLM-L6-v2 (sentence-transformers): 6 layers, 12 heads, 384 wide, MLP 1536."""
+        return cls(**{**dict(n_layer=6, n_head=12, n_embd=384, n_inner=1536), **overrides})
+
+    @classmethod
+    def tiny(cls, **overrides: Any) -> "EncoderConfig":
+        """2 layers, 4 heads, 64 wide, vocab 512, 128 positions: for tests and quick experiments."""
+        return cls(**{**dict(vocab_size=512, max_position_embeddings=128, n_layer=2, n_head=4, n_embd=64), **overrides})
+
+
+class EncoderOutput(NamedTuple):
+    """What `Encoder.forward` returns (named like Hugging Face's BertModel output; there are no logits).
+
+    last_hidden_state (B, T, C); pooler_output (B, C) or None without a pooler;
+    hidden_states: n_layer + 1 tensors (B, T, C), the embeddings first;
+    attentions: n_layer tensors (B, n_head, T, T), or () when not asked for.
+    """
+
+    last_hidden_state: torch.Tensor
+    pooler_output: torch.Tensor | None
+    hidden_states: tuple[torch.Tensor, ...]
+    attentions: tuple[torch.Tensor, ...]
+
+
+class _AddNorm(nn.Module):
+    """BERT's `output` modules: LayerNorm(residual + dropout(dense(x))), the post-LN step."""
+
+    def __init__(self, d_in: int, n_embd: int, eps: float, dropout: float) -> None:
+        super().__init__()
+        self.dense = nn.Linear(d_in, n_embd)
+        self.LayerNorm = LayerNorm(n_embd, eps=eps)
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
+        return self.LayerNorm(residual + self.dropout(self.dense(x)))
+
+
+class _Dense(nn.Module):
+    """BERT's `intermediate`: dense C -> d_ff, then the activation (the first half of the MLP)."""
+
+    def __init__(self, n_embd: int, d_ff: int, activation: str) -> None:
+        super().__init__()
+        self.dense = nn.Linear(n_embd, d_ff)
+        self.act = ACTIVATIONS[activation]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.act(self.dense(x))
+
+
+class _BertAttention(nn.Module):
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        # `self` (BERT's name): query/key/value, no output projection; `output`: dense + add & norm
+        self.self = MultiHeadAttention(
+            config.n_embd, config.n_head, dropout=config.dropout,
+            attention=config.attention, fused_qkv=False, out_proj=False,
+        )
+        self.output = _AddNorm(config.n_embd, config.n_embd, config.layer_norm_eps, config.dropout)
+
+
+class EncoderLayer(nn.Module):
+    """BERT's post-LN layer: h = LN(x + attn(x)), out = LN(h + mlp(h)); attention sees every unpadded token."""
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.attention = _BertAttention(config)
+        self.intermediate = _Dense(config.n_embd, config.d_ff, config.activation)
+        self.output = _AddNorm(config.d_ff, config.n_embd, config.layer_norm_eps, config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, keep: torch.Tensor | None, return_weights: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a = self.attention.self(x, mask=keep, return_weights=return_weights)  # (B, T, C) merged heads
+        a, att = a if return_weights else (a, None)
+        h = self.attention.output(a, x)  # LN(x + dense(a))
+        return self.output(self.intermediate(h), h), att  # LN(h + dense(gelu(dense(h))))
+
+
+class _BertEmbeddings(nn.Module):
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.n_embd)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.n_embd)
+        self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.n_embd)
+        self.LayerNorm = LayerNorm(config.n_embd, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)  # (T,)
+        x = self.word_embeddings(input_ids) + self.position_embeddings(pos) + self.token_type_embeddings(token_type_ids)
+        return self.dropout(self.LayerNorm(x))  # (B, T, C)
+
+
+class _Pooler(nn.Module):
+    def __init__(self, n_embd: int) -> None:
+        super().__init__()
+        self.dense = nn.Linear(n_embd, n_embd)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.dense(h[:, 0]))  # the [CLS] position: (B, C)
+
+
+def _check_attention_mask(mask: Any, ids: torch.Tensor, name: str, ids_name: str) -> torch.Tensor:
+    """A (B, T) padding mask, 1/True = a real token, 0/False = padding -> bool keep (B, 1, 1, T) over the keys."""
+    if not isinstance(mask, torch.Tensor) or mask.dtype.is_floating_point or mask.dtype.is_complex:
+        got = mask.dtype if isinstance(mask, torch.Tensor) else type(mask).__name__
+        raise ValueError(f"{name} must be a bool or integer (B, T) tensor, 1 = token and 0 = padding, got {got}")
+    if mask.shape != ids.shape:
+        raise ValueError(f"{name} must have the shape of {ids_name} {tuple(ids.shape)}, got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool:
+        if ((mask != 0) & (mask != 1)).any():
+            raise ValueError(f"{name} must hold only 0 (padding) and 1 (token), got {sorted(set(mask.unique().tolist()))[:5]}")
+        mask = mask.bool()
+    return mask[:, None, None, :]  # broadcast over heads and queries: mask the keys
+
+
+class Encoder(nn.Module):
+    """A BERT-style encoder: embeddings (token + position + token type, LayerNorm), n_layer post-LN layers, optional pooler.
+
+    `forward(input_ids, attention_mask=None, token_type_ids=None, *, output_attentions=True)
+    -> EncoderOutput`. input_ids (B, T), T <= max_position_embeddings; attention_mask (B, T)
+    with 1 for tokens and 0 for padding (Hugging Face's convention); token_type_ids (B, T),
+    default all 0. Padding is masked as a *key*: no token attends to a pad, so padding never
+    changes the other positions. Pad positions still get hidden states (they attend to the
+    real tokens), exactly as BertModel computes them. Where the two differ: a sequence that is
+    all padding has every key masked; its attention output is zeros here (the course's
+    convention, as F.scaled_dot_product_attention), while BertModel's additive mask gives
+    uniform weights. Use only unpadded positions (mean pooling weights them by the mask).
+    Attention weights come from the written path; output_attentions=False skips them so the
+    fast path (config.attention="sdpa") runs. The state_dict keys are BertModel's.
+    """
+
+    def __init__(self, config: EncoderConfig) -> None:
+        super().__init__()
+        if not isinstance(config, EncoderConfig):
+            raise ValueError(f"Encoder needs an EncoderConfig, got {type(config).__name__}")
+        self.config = config
+        self.embeddings = _BertEmbeddings(config)
+        self.encoder = nn.Module()
+        self.encoder.layer = nn.ModuleList([EncoderLayer(config) for _ in range(config.n_layer)])
+        self.pooler = _Pooler(config.n_embd) if config.add_pooler else None
+        self.apply(_init_gpt2)  # BERT's init is the same: N(0, 0.02), zero biases, LayerNorm 1 and 0
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Number of parameters; non_embedding=True leaves out the three embedding tables."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            e = self.embeddings
+            n -= sum(t.weight.numel() for t in (e.word_embeddings, e.position_embeddings, e.token_type_embeddings))
+        return n
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        *,
+        output_attentions: bool = True,
+    ) -> EncoderOutput:
+        cfg = self.config
+        _check_ids("input_ids", input_ids, cfg.vocab_size, cfg.max_position_embeddings, "max_position_embeddings")
+        keep = None if attention_mask is None else _check_attention_mask(attention_mask, input_ids, "attention_mask", "input_ids")
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        elif not isinstance(token_type_ids, torch.Tensor) or token_type_ids.shape != input_ids.shape:
+            got = tuple(token_type_ids.shape) if isinstance(token_type_ids, torch.Tensor) else type(token_type_ids).__name__
+            raise ValueError(f"token_type_ids must have the shape of input_ids {tuple(input_ids.shape)}, got {got}")
+        else:
+            _check_ids("token_type_ids", token_type_ids, cfg.type_vocab_size, None, vocab_name="type_vocab_size")
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
+        hidden, attentions = [x], []
+        for layer in self.encoder.layer:
+            x, att = layer(x, keep, return_weights=output_attentions)
+            hidden.append(x)
+            if output_attentions:
+                attentions.append(att)  # (B, nh, T, T)
+        pooled = None if self.pooler is None else self.pooler(x)
+        return EncoderOutput(x, pooled, tuple(hidden), tuple(attentions))
+
+
+# ----------------------------------------------------------------------------- EncoderDecoder (2017)
+
+@dataclass(frozen=True)
+class EncoderDecoderConfig:
+    """The original Transformer's shape (Vaswani et al. 2017), small by default.
+
+    One vocabulary for source and target (a shared BPE), so one embedding table serves the
+    encoder's input, the decoder's input and the output layer. block_size: the longest source
+    and the longest target. n_layer encoder layers and n_decoder_layer decoder layers (None:
+    the same number). norm_first=True puts LayerNorm inside each residual branch (pre-LN, with
+    a final LayerNorm after each stack); False is the paper's post-LN. Pre-LN is the default:
+    on 2 cores with a constant learning rate and no warm-up it learns faster and never
+    diverges (chapter 06 measures it). activation: the paper's ReLU.
+    """
+
+    vocab_size: int = 512
+    block_size: int = 128
+    n_layer: int = 3
+    n_decoder_layer: int | None = None
+    n_head: int = 4
+    n_embd: int = 128
+    n_inner: int | None = None
+    dropout: float = 0.0
+    bias: bool = True
+    layer_norm_eps: float = 1e-5
+    norm_first: bool = True
+    attention: str = "sdpa"
+    activation: str = "relu"
+
+    def __post_init__(self) -> None:
+        _check_common(self, ("vocab_size", "block_size", "n_layer", "n_head", "n_embd"))
+        if self.n_decoder_layer is not None:
+            _check_positive_int("EncoderDecoderConfig", "n_decoder_layer", self.n_decoder_layer)
+        if self.n_embd % 2:
+            raise ValueError(f"EncoderDecoderConfig.n_embd must be even (sinusoidal positions come in sin/cos pairs), got {self.n_embd}")
+        for name in ("bias", "norm_first"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"EncoderDecoderConfig.{name} must be True or False, got {getattr(self, name)!r}")
+
+    @property
+    def d_ff(self) -> int:
+        return 4 * self.n_embd if self.n_inner is None else self.n_inner
+
+    @property
+    def n_dec(self) -> int:
+        """The number of decoder layers: n_decoder_layer, or n_layer when that is None."""
+        return self.n_layer if self.n_decoder_layer is None else self.n_decoder_layer
+
+
+class Seq2SeqBlock(nn.Module):
+    """An encoder layer (self-attention + MLP) or, with cross=True, a decoder layer (causal
+    self-attention + cross-attention over the encoder's output + MLP); pre- or post-LN."""
+
+    def __init__(self, config: EncoderDecoderConfig, cross: bool) -> None:
+        super().__init__()
+        C, eps, bias = config.n_embd, config.layer_norm_eps, config.bias
+        mha = dict(bias=bias, dropout=config.dropout, attention=config.attention)
+        self.norm_first = config.norm_first
+        self.ln_1 = LayerNorm(C, bias=bias, eps=eps)
+        self.attn = MultiHeadAttention(C, config.n_head, **mha)
+        if cross:
+            self.ln_cross = LayerNorm(C, bias=bias, eps=eps)
+            self.cross_attn = MultiHeadAttention(C, config.n_head, **mha)
+        self.ln_2 = LayerNorm(C, bias=bias, eps=eps)
+        self.mlp = MLP(C, config.d_ff, bias, config.dropout, config.activation)
+
+    def _residual(self, x: torch.Tensor, ln: LayerNorm, f: Any) -> torch.Tensor:
+        return x + f(ln(x)) if self.norm_first else ln(x + f(x))
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        keep: torch.Tensor | None = None,
+        memory: torch.Tensor | None = None,
+        memory_keep: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        # x (B, T, C); an encoder layer: keep masks the source's padding; a decoder layer
+        # (memory (B, S, C) given): causal self-attention, then cross-attention to memory
+        decoder = memory is not None
+        x = self._residual(x, self.ln_1, lambda h: self.attn(h, mask=keep, is_causal=decoder))
+        if decoder:
+            x = self._residual(x, self.ln_cross, lambda h: self.cross_attn(h, memory, memory, mask=memory_keep))
+        return self._residual(x, self.ln_2, self.mlp)
+
+
+class EncoderDecoder(nn.Module):
+    """The 2017 Transformer: an encoder reads the source, a decoder writes the target attending to it.
+
+    `forward(src, tgt, src_mask=None, targets=None) -> (logits, loss)`: src (B, S) and tgt
+    (B, T) token ids from the one shared vocabulary, S and T <= block_size; src_mask (B, S),
+    1/True for a token and 0/False for padding, hides the source's padding from both the
+    encoder and the cross-attention. logits (B, T, vocab_size); targets (B, T) are the next
+    target tokens, -1 to ignore (a padded target), loss as GPT's. The target needs no padding
+    mask: it is right-padded and the decoder is causal, so padding never reaches a real position.
+    `encode(src, src_mask) -> memory (B, S, C)` and `decode(tgt, memory, src_mask) -> logits`
+    are the two halves, for generation (chapter 11). Embeddings: one table scaled by √C, as in
+    the paper, plus fixed sinusoidal positions. The table starts N(0, 0.02) like GPT-2's: with
+    the paper's N(0, 1/C) the tied output layer would start out confidently copying its input.
+    """
+
+    def __init__(self, config: EncoderDecoderConfig) -> None:
+        super().__init__()
+        if not isinstance(config, EncoderDecoderConfig):
+            raise ValueError(f"EncoderDecoder needs an EncoderDecoderConfig, got {type(config).__name__}")
+        self.config = config
+        C = config.n_embd
+        self.wte = nn.Embedding(config.vocab_size, C)
+        self.register_buffer("wpe", sinusoidal_positions(config.block_size, C), persistent=False)  # (block_size, C)
+        self.drop = nn.Dropout(config.dropout)
+
+        def stack(n: int, cross: bool) -> nn.ModuleDict:
+            d = nn.ModuleDict(dict(h=nn.ModuleList([Seq2SeqBlock(config, cross) for _ in range(n)])))
+            if config.norm_first:  # pre-LN leaves the stream unnormalised: one LayerNorm at the end
+                d["ln_f"] = LayerNorm(C, bias=config.bias, eps=config.layer_norm_eps)
+            return d
+
+        self.encoder = stack(config.n_layer, cross=False)
+        self.decoder = stack(config.n_dec, cross=True)
+        self.lm_head = nn.Linear(C, config.vocab_size, bias=False)
+        self.lm_head.weight = self.wte.weight  # shared vocabulary: one table in, one out
+        self.apply(_init_gpt2)
+        for prefix, n_branches in (("encoder.", 2 * config.n_layer), ("decoder.", 3 * config.n_dec)):
+            for name, p in self.named_parameters():
+                if name.startswith(prefix) and name.endswith("c_proj.weight"):
+                    nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(n_branches))
+
+    def num_params(self, non_embedding: bool = True) -> int:
+        """Number of parameters (the shared table counted once); non_embedding leaves it out."""
+        n = sum(p.numel() for p in self.parameters())
+        return n - self.wte.weight.numel() if non_embedding else n
+
+    def _embed(self, ids: torch.Tensor) -> torch.Tensor:
+        T = ids.shape[1]
+        return self.drop(self.wte(ids) * math.sqrt(self.config.n_embd) + self.wpe[:T].to(self.wte.weight.dtype))
+
+    def _src_keep(self, src: torch.Tensor, src_mask: torch.Tensor | None) -> torch.Tensor | None:
+        return None if src_mask is None else _check_attention_mask(src_mask, src, "src_mask", "src")
+
+    def encode(self, src: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """src (B, S) -> memory (B, S, C), the encoder's output."""
+        cfg = self.config
+        _check_ids("src", src, cfg.vocab_size, cfg.block_size)
+        return self._encode(src, self._src_keep(src, src_mask))
+
+    def _encode(self, src: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        x = self._embed(src)  # (B, S, C)
+        for block in self.encoder.h:
+            x = block(x, keep)
+        return self.encoder.ln_f(x) if "ln_f" in self.encoder else x
+
+    def decode(self, tgt: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """tgt (B, T) and the encoder's memory (B, S, C) -> logits (B, T, vocab_size)."""
+        cfg = self.config
+        _check_ids("tgt", tgt, cfg.vocab_size, cfg.block_size)
+        if not isinstance(memory, torch.Tensor) or memory.ndim != 3 or memory.shape[0] != tgt.shape[0] or memory.shape[2] != cfg.n_embd:
+            got = tuple(memory.shape) if isinstance(memory, torch.Tensor) else type(memory).__name__
+            raise ValueError(f"memory must have shape (B={tgt.shape[0]}, S, C={cfg.n_embd}), got {got}")
+        keep = None
+        if src_mask is not None:
+            keep = _check_attention_mask(src_mask, memory[..., 0], "src_mask", "the source (memory's (B, S))")
+        return self._decode(tgt, memory, keep)
+
+    def _decode(self, tgt: torch.Tensor, memory: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+        x = self._embed(tgt)  # (B, T, C)
+        for block in self.decoder.h:
+            x = block(x, memory=memory, memory_keep=keep)
+        if "ln_f" in self.decoder:
+            x = self.decoder.ln_f(x)
+        return self.lm_head(x)  # (B, T, V)
+
+    def forward(
+        self,
+        src: torch.Tensor,
+        tgt: torch.Tensor,
+        src_mask: torch.Tensor | None = None,
+        targets: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cfg = self.config
+        _check_ids("src", src, cfg.vocab_size, cfg.block_size)
+        _check_ids("tgt", tgt, cfg.vocab_size, cfg.block_size)
+        if src.shape[0] != tgt.shape[0]:
+            raise ValueError(f"src and tgt must share the batch size B, got src {tuple(src.shape)} and tgt {tuple(tgt.shape)}")
+        keep = self._src_keep(src, src_mask)
+        if targets is not None:
+            _check_targets(targets, tgt, cfg.vocab_size, "tgt")
+        logits = self._decode(tgt, self._encode(src, keep), keep)
         loss = None if targets is None else _lm_loss(logits, targets)
         return logits, loss
