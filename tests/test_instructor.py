@@ -175,3 +175,26 @@ def test_build_refuses_a_clashing_checks_file_naming_it_and_writes_nothing(tmp_p
     err = capsys.readouterr().err
     assert f"error: {root / 'solutions' / 'checks.py'}: exercise 4.1 'relu' clashes with the package's exercise 4.1 'causal_mask'" in err
     assert not (root / "exercises").exists() and (root / "solutions" / "42_relu.ipynb").read_text() == before
+
+
+def test_the_readme_walkthrough_builds_as_written(tmp_path, capsys):
+    """README "For instructors": its checks.py and notebook cells make a course that builds, in sync."""
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("## For instructors", 1)[1].split("\n## ", 1)[0]
+    blocks = [b.split("```", 1)[0] for b in section.split("```python\n")[1:]]
+    assert len(blocks) == 4, "checks.py, then the notebook's three code cells"
+    root = tmp_path / "mycourse"
+    (root / "solutions").mkdir(parents=True)
+    (root / "solutions" / "checks.py").write_text(blocks[0], encoding="utf-8")
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(b.rstrip("\n")) for b in blocks[1:]])
+    (root / "solutions" / "42_relu.ipynb").write_text(nbt.dumps(nb), encoding="utf-8")
+    ex = course.course_exercises(root)["42.1"]
+    assert ex.run(ex.reference).passed and all(ex.run(w.fn).status == "fail" for w in ex.wrong)
+    assert cli(["exercises", "build", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    for line in ("nbgrader metadata added or updated in solutions/42_relu.ipynb", "wrote exercises/42_relu.ipynb",
+                 "wrote exercises/checks.py"):
+        assert f"# {line}" in section and line in out
+    assert cli(["exercises", "--check", "--root", str(root)]) == 0
+    stub = nbformat.read(root / "exercises" / "42_relu.ipynb", as_version=4).cells[1].source
+    assert 'raise NotImplementedError("Exercise 42.1")' in stub and stub.startswith("def relu(x):")
