@@ -671,3 +671,153 @@ def test_the_causal_mask_is_built_on_the_inputs_device():
     assert scaled_dot_product_attention(q, q, q, is_causal=True).device.type == "meta"
     keep = torch.ones(3, 3, dtype=torch.bool, device="meta")
     assert scaled_dot_product_attention(q, q, q, mask=keep, is_causal=True).device.type == "meta"
+
+
+# ---------------------------------------------------------------- the fast path and the options lmcourse.model uses
+
+def _twins(C=12, nh=3, bias=True, seed=0, **kw):
+    torch.manual_seed(seed)
+    slow = MultiHeadAttention(C, nh, bias=bias, attention="written", **kw).double()
+    fast = MultiHeadAttention(C, nh, bias=bias, attention="sdpa", **kw).double()
+    with torch.no_grad():
+        for p in slow.parameters():
+            p.normal_(0, 0.5)
+    fast.load_state_dict(slow.state_dict())
+    return slow, fast
+
+
+def _grads(m, inputs):
+    return [p.grad.clone() for p in m.parameters()] + [t.grad.clone() for t in inputs]
+
+
+@pytest.mark.parametrize("case", ["self", "causal", "padding", "causal+padding", "cross", "cross+padding", "all masked"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_sdpa_path_equals_written_path_forward_and_backward(case, bias):
+    B, Tq, C = 2, 5, 12
+    Tk = 7 if case.startswith("cross") else Tq
+    g = torch.Generator().manual_seed(len(case))
+    x = torch.randn(B, Tq, C, generator=g, dtype=torch.float64)
+    mem = torch.randn(B, Tk, C, generator=g, dtype=torch.float64)
+    keep = torch.rand(B, Tk, generator=g) < 0.6
+    keep[:, 0] = True
+    if case == "all masked":
+        keep[1] = False  # batch row 1 has no key at all: zeros, in both paths
+    mask = keep[:, None, None, :] if ("padding" in case or case == "all masked") else None
+    causal = "causal" in case
+    outs = []
+    for m in _twins(C, 3, bias):
+        xi, memi = x.clone().requires_grad_(), mem.clone().requires_grad_()
+        if case.startswith("cross"):
+            y = m(xi, memi, memi, mask=mask)
+            inputs = [xi, memi]
+        else:
+            y = m(xi, mask=mask, is_causal=causal)
+            inputs = [xi]
+        y.pow(2).sum().backward()
+        outs.append((y.detach(), _grads(m, inputs)))
+    (ys, gs), (yf, gf) = outs
+    assert maxerr(ys, yf) <= 1e-12
+    for a, b in zip(gs, gf):
+        assert maxerr(a, b) <= 1e-12
+    if case == "all masked":
+        slow = _twins(C, 3, bias)[0]
+        assert slow(x, mask=mask, return_weights=True)[1][1].abs().max() == 0
+
+
+def test_sdpa_module_returns_the_written_weights_when_asked():
+    slow, fast = _twins()
+    x = torch.randn(2, 4, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    (ys, ws), (yf, wf) = slow(x, is_causal=True, return_weights=True), fast(x, is_causal=True, return_weights=True)
+    assert maxerr(ys, yf) <= 1e-12 and maxerr(ws, wf) <= 1e-12 and wf.shape == (2, 3, 4, 4)
+    assert wf.triu(1).abs().max() == 0
+
+
+def test_sdpa_path_checks_masks_and_causal_lengths_like_the_written_one():
+    fast = MultiHeadAttention(8, 2, attention="sdpa")
+    x, mem = torch.zeros(2, 3, 8), torch.zeros(2, 5, 8)
+    with pytest.raises(ValueError, match=r"mask must be a bool tensor.*torch.float32"):
+        fast(x, mask=torch.ones(2, 1, 1, 3))
+    with pytest.raises(ValueError, match=r"mask of shape \(4, 4\) does not broadcast.*\(2, 2, 3, 3\)"):
+        fast(x, mask=torch.ones(4, 4, dtype=torch.bool))
+    with pytest.raises(ValueError, match=r"is_causal needs Tq == Tk"):
+        fast(x, mem, mem, is_causal=True)
+    with pytest.raises(ValueError, match=r"is_causal needs Tq == Tk"):
+        fast(x, mem, mem, mask=torch.ones(2, 1, 1, 5, dtype=torch.bool), is_causal=True)
+
+
+def test_attention_option_is_checked_and_read_from_a_config():
+    with pytest.raises(ValueError, match=r"attention must be one of \('written', 'sdpa'\), got 'flash'"):
+        MultiHeadAttention(8, 2, attention="flash")
+    assert MultiHeadAttention(8, 2).attention == "written"  # chapter 04's module keeps the written formula
+    assert CausalSelfAttention(SimpleNamespace(n_embd=8, n_head=2, attention="sdpa")).attention == "sdpa"
+    assert CausalSelfAttention(SimpleNamespace(n_embd=8, n_head=2)).attention == "written"
+    assert CausalSelfAttention(8, 2, attention="sdpa").attention == "sdpa"
+    with pytest.raises(ValueError, match=r"attention must be one of"):
+        CausalSelfAttention(SimpleNamespace(n_embd=8, n_head=2, attention="fast"))
+
+
+def test_fast_causal_self_attention_equals_nn_and_never_looks_ahead():
+    ours, mha = pair(12, 3, True, torch.float64, seed=5, cls=CausalSelfAttention)
+    fast = CausalSelfAttention(12, 3, attention="sdpa").double()
+    fast.load_state_dict(ours.state_dict())
+    x = randn(2, 6, 12, g=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with torch.no_grad():
+        want = mha(x, x, x, attn_mask=~causal_mask(6), need_weights=False)[0]
+        assert maxerr(fast(x), want) <= 1e-12
+        y = x.clone()
+        y[:, 3:] += 1.0
+        assert maxerr(fast(x)[:, :3], fast(y)[:, :3]) <= 1e-12
+
+
+def test_sdpa_dropout_only_in_training():
+    fast = MultiHeadAttention(8, 2, dropout=0.5, attention="sdpa")
+    x = torch.randn(2, 5, 8, generator=torch.Generator().manual_seed(0))
+    fast.eval()
+    assert torch.equal(fast(x, is_causal=True), fast(x, is_causal=True))
+    fast.train()
+    torch.manual_seed(0)
+    assert not torch.equal(fast(x, is_causal=True), fast(x, is_causal=True))
+
+
+@pytest.mark.parametrize("attention", ["written", "sdpa"])
+def test_separate_bert_named_projections_equal_the_fused_one(attention):
+    fused = MultiHeadAttention(12, 3, attention=attention).double()
+    sep = MultiHeadAttention(12, 3, attention=attention, fused_qkv=False).double()
+    assert sorted(sep.state_dict()) == [
+        "c_proj.bias", "c_proj.weight", "key.bias", "key.weight", "query.bias", "query.weight", "value.bias", "value.weight",
+    ]
+    with torch.no_grad():
+        for p in fused.parameters():
+            p.normal_(0, 0.5, generator=torch.Generator().manual_seed(p.numel()))
+        for i, name in enumerate(("query", "key", "value")):
+            getattr(sep, name).weight.copy_(fused.c_attn.weight[12 * i: 12 * (i + 1)])
+            getattr(sep, name).bias.copy_(fused.c_attn.bias[12 * i: 12 * (i + 1)])
+        sep.c_proj.load_state_dict(fused.c_proj.state_dict())
+    g = torch.Generator().manual_seed(3)
+    x, mem, mem2 = (torch.randn(2, t, 12, generator=g, dtype=torch.float64) for t in (4, 6, 6))
+    assert maxerr(sep(x, is_causal=True), fused(x, is_causal=True)) <= 1e-12
+    assert maxerr(sep(x, mem, mem2), fused(x, mem, mem2)) <= 1e-12  # keys and values from different tensors
+    assert maxerr(sep(x, mem, mem), fused(x, mem, mem)) <= 1e-12
+
+
+def test_one_memory_for_keys_and_values_equals_two_copies_of_it():
+    m = MultiHeadAttention(8, 2).double()
+    with torch.no_grad():
+        m.c_attn.bias.normal_(0, 1, generator=torch.Generator().manual_seed(0))
+    g = torch.Generator().manual_seed(1)
+    x, mem = torch.randn(2, 3, 8, generator=g, dtype=torch.float64), torch.randn(2, 5, 8, generator=g, dtype=torch.float64)
+    assert maxerr(m(x, mem, mem), m(x, mem, mem.clone())) <= 1e-12
+    m_nb = MultiHeadAttention(8, 2, bias=False).double()
+    assert maxerr(m_nb(x, mem, mem), m_nb(x, mem, mem.clone())) <= 1e-12
+
+
+def test_without_output_projection_the_merged_heads_come_back():
+    full = MultiHeadAttention(8, 2).double()
+    bare = MultiHeadAttention(8, 2, out_proj=False).double()
+    assert bare.c_proj is None and "c_proj.weight" not in bare.state_dict()
+    bare.c_attn.load_state_dict(full.c_attn.state_dict())
+    x = torch.randn(2, 5, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    y, w = bare(x, return_weights=True)
+    assert maxerr(full.c_proj(y), full(x)) <= 1e-12
+    _, _, v = full.c_attn(x).split(8, dim=2)
+    assert maxerr(y, merge_heads(w @ split_heads(v, 2))) <= 1e-12
