@@ -132,6 +132,9 @@ def load_course_checks(path: str | os.PathLike) -> dict[str, "Exercise"]:
     key = (str(path), stat.st_mtime_ns, stat.st_size)
     if key in _loaded:
         return dict(_loaded[key])
+    # The package's exercises are imported first, so a checks.py that imports one of its modules
+    # (to reuse a helper) does not re-declare the package's exercises as its own.
+    package = checks.load_all()
     name = f"_lmcourse_course_checks_{abs(hash(str(path))):x}"
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
@@ -154,6 +157,8 @@ def load_course_checks(path: str | os.PathLike) -> dict[str, "Exercise"]:
         declared, checks.REGISTRY = checks.REGISTRY, saved_registry
         sys.path[:] = saved_path
     for value in vars(module).values():
+        if any(value is ex for ex in package.values()):  # `from lmcourse.exercises.ch04 import causal_mask`
+            continue
         if isinstance(value, checks.Exercise) and declared.get(value.id, value) is value:
             declared.setdefault(value.id, value)
         elif isinstance(value, checks.Exercise):

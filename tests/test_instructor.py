@@ -88,6 +88,13 @@ def test_the_courses_exercise_passes_its_reference_and_fails_each_wrong_variant(
     assert ex.run(lambda x: x).status == "fail"
 
 
+def test_a_checks_file_may_import_the_packages_exercises_without_declaring_them(tmp_path):
+    root = make_course(tmp_path, CHECKS + "\nfrom lmcourse.exercises import ch04\ncausal_mask = ch04.causal_mask\n")
+    found = course.course_exercises(root)
+    assert found["4.1"] is checks.load_all()["4.1"] and found["42.1"].name == "relu"
+    assert set(course.load_course_checks(root / "solutions" / "checks.py")) == {"42.1"}
+
+
 def test_an_id_clash_with_the_package_names_both_exercises_and_the_file(tmp_path):
     root = make_course(tmp_path, CHECKS.replace('id="42.1"', 'id="4.1"'))
     with pytest.raises(course.CourseChecksError) as err:
