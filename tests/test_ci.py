@@ -89,3 +89,58 @@ def test_ci_run_installs_debian_packages_as_root_or_through_sudo():
     calls = re.findall(r"(\S+\s+)?apt-get\b", code)
     assert calls and all(prefix.strip() == "$SUDO" for prefix in calls), calls
     assert re.search(r'if \[ "\$\(id -u\)" != 0 \] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi', text)
+
+
+# ----------------------------------------------------------------------------- outputs independent of the Python version
+
+# Every standard-library module a chapter or solution imports, and why what it gives the stored
+# outputs is the same on every tested Python. A new import fails test_stdlib_reads_are_reviewed
+# until it is added here with its reason.
+STDLIB_READS = {
+    "collections": "Counter / defaultdict: insertion-ordered (3.7+), most_common ties in insertion order",
+    "copy": "deepcopy of a module: no output of its own",
+    "importlib": "the setup cell's find_spec: no output",
+    "io": "StringIO for doctor's report, whose cell's output is not compared (NBVAL_IGNORE_OUTPUT)",
+    "math": "log, exp, sqrt, pi on floats: the C library's, not the Python version's",
+    "random": "random.Random(seed) draws (Mersenne Twister): the same sequence on 3.10-3.12",
+    "re": "ASCII patterns on ASCII text",
+    "subprocess": "the setup cell's pip install, run only where lmcourse is missing: no output",
+    "sys": "sys.executable, masked in stored output",
+    "unicodedata": "NFC / NFKC of long-assigned characters (Latin, CJK compatibility, ligatures), stable since Unicode 3.2",
+}
+# What does vary with the Python version: never in a cell whose output is compared.
+VARIES = ("pydoc_data", "platform.", "sysconfig", "sys.version", "keyword.", "sys.getsizeof", "unidata_version",
+          "hash(", "doctor(", "installed_pydoc_prose", "__doc__", "help(", "inspect.getsource")
+
+
+def _checked_code_cells():
+    import nbformat
+
+    for folder in ("chapters", "solutions"):
+        for path in sorted((ROOT / folder).glob("[0-9][0-9]_*.ipynb")):
+            for cell in nbformat.read(path, as_version=4).cells:
+                if cell.cell_type == "code":
+                    ignored = re.match(r"\s*#\s*NBVAL_(IGNORE_OUTPUT|SKIP)", cell.source) or {
+                        "nbval-ignore-output", "nbval-skip"} & set(cell.metadata.get("tags", []))
+                    yield path, cell, bool(ignored)
+
+
+def test_stdlib_reads_are_reviewed():
+    import sys
+
+    imported: dict[str, set[str]] = {}
+    for path, cell, _ in _checked_code_cells():
+        for m in re.finditer(r"^\s*(?:from\s+([\w.]+)\s+import|import\s+([\w., ]+))", cell.source, re.M):
+            names = [m.group(1)] if m.group(1) else [n.strip().split(" as ")[0] for n in m.group(2).split(",")]
+            for top in {n.split(".")[0] for n in names} & set(sys.stdlib_module_names):
+                imported.setdefault(top, set()).add(path.name)
+    unreviewed = {m: sorted(p) for m, p in imported.items() if m not in STDLIB_READS}
+    assert not unreviewed, f"standard-library modules read by notebooks, not in STDLIB_READS: {unreviewed}"
+    assert {"random", "unicodedata", "math"} <= set(imported)  # the list is what the notebooks really read
+
+
+def test_no_compared_output_reads_what_varies_with_the_python_version():
+    offenders = [(p.name, needle) for p, cell, ignored in _checked_code_cells() if not ignored
+                 for needle in VARIES if needle in cell.source]
+    assert not offenders, offenders
+    assert any("doctor(" in c.source for _, c, ignored in _checked_code_cells() if ignored)  # the rule sees them
