@@ -22,6 +22,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _error(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)
     return 2
@@ -115,24 +125,47 @@ def _readme(args) -> int:
 
 
 def _grade(args) -> int:
+    from . import sandbox
+    from .course import NotACourseError, find_root
     from .grading import GraderError, grade_folder
 
+    if args.no_sandbox:
+        print("warning: --no-sandbox: submissions run WITHOUT isolation (they can read and write what you can); "
+              "use it only for submissions you trust", file=sys.stderr)
+    else:
+        why = sandbox.available()
+        if why is not None:
+            return _error(f"cannot isolate the submissions here: {why}. Nothing was graded "
+                          "(--no-sandbox grades without isolation, for submissions you trust)")
     try:
-        grades = grade_folder(
+        root = find_root(root=args.root)
+    except NotACourseError:
+        if args.root:
+            return _error(f"--root {args.root}: not a course folder (no chapters/ or solutions/ with NN_topic.ipynb)")
+        root = None  # outside a course folder: the package's exercises, 1 point each
+    try:
+        book = grade_folder(
             Path(args.submissions), Path(args.out), Path(args.feedback) if args.feedback else None,
+            seed=args.seed, jobs=args.jobs, root=root, sandbox=not args.no_sandbox,
             timeout=args.timeout, memory_mb=args.memory_mb,
         )
     except (ValueError, GraderError) as exc:
         return _error(str(exc))
-    for g in grades:  # e.g. two notebooks for one chapter: the instructor should know, not only the student
+    for g in book.grades:  # e.g. two notebooks for one chapter: the instructor should know, not only the student
         for w in g.warnings:
             print(f"warning: {g.student}: {w}", file=sys.stderr)
-    students = sorted({g.student for g in grades})
-    for s in students:
-        mine = [g for g in grades if g.student == s]
-        got = sum(sum(g.scores.values()) for g in mine)
-        of = sum(len(g.scores) for g in mine)
-        print(f"{s:<24} {got:g} / {of}")
+    print(f"seed: {book.seed} (grade again with --seed {book.seed} to draw the same cases)")
+    print(f"isolation: {book.isolation}")
+    print(f"exercises: {'package' if root is None else root}")
+    totals: dict[str, list[float]] = {}
+    for r in book.rows:
+        got = totals.setdefault(r["student"], [0.0, 0.0])
+        got[0] += float(r["points"])
+        got[1] += float(r["max"])
+    for s, (got, of) in totals.items():
+        print(f"{s:<24} {got:g} / {of:g}")
+    print()
+    print(book.summary)
     print(f"gradebook: {args.out}" + (f"; feedback: {args.feedback}/" if args.feedback else ""))
     return 0
 
@@ -175,7 +208,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--feedback", default="feedback", help="folder for per-student feedback (default feedback/)")
     p.add_argument("--timeout", type=_positive_int, default=600, help="seconds per notebook, > 0 (default 600)")
     p.add_argument("--memory-mb", type=_positive_int, default=2048,
-                   help="memory limit per notebook in MB (default 2048); checked before grading starts")
+                   help="memory limit per notebook in MB, children included (default 2048); checked before grading starts")
+    p.add_argument("--jobs", type=_positive_int, default=1, help="notebooks graded at once (default 1)")
+    p.add_argument("--seed", type=_seed, default=None,
+                   help="seed of the hidden cases (default: a random one, printed and written in the gradebook)")
+    p.add_argument("--root", metavar="DIR", default=None,
+                   help="course folder whose solutions/checks.py adds exercises and whose solutions/ notebooks "
+                   "give points (default: the course folder you stand in, else the package's exercises only)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="grade without bubblewrap isolation (trusted submissions only; warns on every run)")
     p.set_defaults(func=_grade)
 
     p = sub.add_parser("readme", parents=[course], help="regenerate the README's course map from lmcourse/course.py")

@@ -184,10 +184,11 @@ def decode(obj: Any) -> Any:
         x = obj["data"]
         return dtype.type(float(x) if isinstance(x, str) else x)
     if "array" in obj or "tensor" in obj:
+        dtype = _numeric_dtype(obj["array"]) if "array" in obj else None  # checked before any data is read
         data = [float(x) if isinstance(x, str) else x for x in obj["data"]]
         shape = [int(n) for n in obj["shape"]]
-        if "array" in obj:
-            return np.array(data, dtype=_numeric_dtype(obj["array"])).reshape(shape)
+        if dtype is not None:
+            return np.array(data, dtype=dtype).reshape(shape)
         import torch
 
         dtype = getattr(torch, str(obj["tensor"]), None)
@@ -228,7 +229,6 @@ class _Forbidden(BaseException):
 
 
 _HITS: list[str] = []  # every forbidden call the wires saw during the calls phase, swallowed or not
-_CALLS_PHASE = [False]  # set once the cells have run; never reset in a worker
 
 
 class _StubExercise:
@@ -341,16 +341,17 @@ class _Wires:
     so every reference to it (imported earlier, held in `__kwdefaults__`, found on a frame) is
     wired; its original code runs from a private copy. A builtin (torch.softmax) is replaced on
     its owner; its aliases meet again at the ATen operator, where `OpGuard` watches. Before the
-    calls phase a wire passes the call through (a demo cell may compare with torch); during it,
-    the wire notes the name and raises, whatever state the student's code has changed.
+    calls phase a wire passes the call through (a demo cell may compare with torch); while an
+    exercise's function runs, a wire on a name that exercise forbids notes the call and raises.
     """
 
     def __init__(self, names: list[str]) -> None:
         self.names = names
         self._originals: dict[str, Callable] = {}
+        self.hot: frozenset[str] = frozenset()  # the names the exercise being called forbids
 
     def dispatch(self, key: str, args: tuple, kwargs: dict):
-        if _CALLS_PHASE[0]:
+        if key in self.hot:
             _HITS.append(key)
             raise _Forbidden(key)
         return self._originals[key](*args, **kwargs)
@@ -517,13 +518,14 @@ def _op_guard(ex: dict):
     return OpGuard(ex["ops"], autograd=ex["autograd"], raise_on_hit=True)
 
 
-def _call_all(ex: dict, fn: Callable) -> list[dict]:
+def _call_all(ex: dict, fn: Callable, wires: "_Wires") -> list[dict]:
     """Call `fn` on each of the exercise's cases; what came back, encoded, one entry per call."""
     try:
         from .forbid import ForbiddenCall
     except ImportError:  # pragma: no cover - only while lmcourse.forbid is absent
         ForbiddenCall = _Forbidden
     calls: list[dict] = []
+    wires.hot = frozenset(ex["wires"])
     for args, kwargs in ex["cases"]:
         seen = len(_HITS)
         guard = _op_guard(ex)
@@ -616,7 +618,6 @@ def worker_main() -> int:
                 log.append(f"cell {i} raised {type(exc).__name__}: {str(exc)[:200]}")
         finally:
             _disarm()
-    _CALLS_PHASE[0] = True
     send({"ready": True, "log": log[:20]})
     cases = pickle.loads(sys.stdin.buffer.read())  # written by the grader's own process
     for ex in job["exercises"][job["start"]:]:
@@ -625,7 +626,7 @@ def worker_main() -> int:
         if not callable(fn):
             send({"exercise": ex["id"], "missing": True})
             continue
-        send({"exercise": ex["id"], "calls": _call_all(ex, fn)})
+        send({"exercise": ex["id"], "calls": _call_all(ex, fn, wires)})
     send({"done": True})
     channel.close()
     os._exit(0)  # no interpreter shutdown: a student's atexit hook or thread cannot add a line
@@ -760,7 +761,7 @@ def _wired_names(exercises: list[Exercise]) -> list[str]:
 
 def _job_exercise(ex: Exercise, cases) -> dict:
     return {
-        "id": ex.id, "name": ex.name,
+        "id": ex.id, "name": ex.name, "wires": _wired_names([ex]),
         "ops": list(getattr(ex, "forbidden_ops", ())), "autograd": bool(getattr(ex, "forbid_autograd", False)),
         "cases": [(c.args, c.kwargs) for c in cases],
     }
@@ -979,7 +980,7 @@ def probe_worker(*, sandbox: bool = True, registry: dict[str, Exercise] | None =
     ValueError naming the limit when it cannot finish, before anyone is graded."""
     lim = check_limits(**limits)
     exercises = list((load_all() if registry is None else registry).values())
-    job = [{"id": ex.id, "name": ex.name, "ops": [], "autograd": False, "cases": []} for ex in exercises[:1]]
+    job = [{"id": ex.id, "name": ex.name, "wires": [], "ops": [], "autograd": False, "cases": []} for ex in exercises[:1]]
     try:
         outcomes, _ = _run_notebook([], job, _wired_names(exercises), lim, sandbox)
         ok = all(o.get("missing") for o in outcomes.values())
