@@ -178,21 +178,25 @@ def counted_flops_per_token(config: Any, T: int, *, training: bool = False) -> f
     return counter.get_total_flops() / T
 
 
-def _print_flop_table() -> None:
-    """`python -m lmcourse.compute`: the formula against FlopCounterMode on small real models."""
+def _print_flop_table(configs: dict[str, Any] | None = None) -> None:
+    """`python -m lmcourse.compute`: the formula against FlopCounterMode on small real models.
+
+    One row per model, context T (16, 128 and the model's block_size, up to block_size) and
+    pass; `ratio` is formula / counted, `kaplan` is 2·N + 2·L·T·d (×3 in training: no lm_head,
+    the causal half of the attention) / counted, for comparison.
+    """
     from lmcourse.model import GPTConfig
 
-    configs = {
+    configs = configs or {
         "L2 d64 V256": GPTConfig(vocab_size=256, block_size=512, n_layer=2, n_head=2, n_embd=64),
         "tiny (L4 d128 V512)": GPTConfig.tiny(),
         "L4 d256 V1000": GPTConfig(vocab_size=1000, block_size=512, n_layer=4, n_head=4, n_embd=256),
         "L2 d128 V50257 no bias": GPTConfig(vocab_size=50257, block_size=256, n_layer=2, n_head=4, n_embd=128,
                                             bias=False),
     }
-    # kaplan: 2·N + 2·L·T·d (×3 in training), no lm_head and the causal half only, for comparison
     print(f"{'model':24} {'T':>5} {'pass':8} {'formula':>11} {'counted':>11} {'ratio':>7} {'kaplan':>7}")
     for name, config in configs.items():
-        for T in sorted({16, 128, config.block_size}):
+        for T in sorted(t for t in {16, 128, config.block_size} if t <= config.block_size):
             for training in (False, True):
                 formula = flops_per_token(config, T, training=training)
                 counted = counted_flops_per_token(config, T, training=training)

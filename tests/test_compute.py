@@ -131,6 +131,27 @@ def test_counted_flops_leave_the_global_random_state_alone():
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_the_printed_table_compares_formula_counter_and_kaplan(capsys):
+    config = GPTConfig(vocab_size=50, block_size=20, n_layer=1, n_head=2, n_embd=16)
+    compute._print_flop_table({"small": config})
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header.split() == ["model", "T", "pass", "formula", "counted", "ratio", "kaplan"]
+    assert [r.split()[:3] for r in rows] == [["small", T, p] for T in ("16", "20") for p in ("forward", "fwd+bwd")]
+    for row, (T, training) in zip(rows, [(16, False), (16, True), (20, False), (20, True)]):
+        formula, counted, ratio, kaplan = (float(v) for v in row.split()[3:])
+        assert formula == pytest.approx(compute.flops_per_token(config, T, training=training), rel=1e-4)
+        assert counted == pytest.approx(compute.counted_flops_per_token(config, T, training=training), rel=1e-4)
+        assert ratio == pytest.approx(formula / counted, abs=1e-4)
+        N = compute.param_count(config)
+        assert kaplan == pytest.approx((3 if training else 1) * (2 * N + 2 * T * 16) / counted, abs=1e-4)
+
+
+def test_training_flops_of_no_tokens_is_zero():
+    assert compute.training_flops(GPTConfig.tiny(), 0) == 0.0
+    with pytest.raises(ValueError, match="tokens"):
+        compute.training_flops(GPTConfig.tiny(), True)
+
+
 def test_any_object_with_the_fields_is_a_config():
     ns = SimpleNamespace(vocab_size=10, block_size=4, n_layer=1, n_embd=8)  # n_inner and bias default
     assert compute.param_count(ns, non_embedding=False) == compute.param_count(
