@@ -24,7 +24,9 @@ its Python name: `torch.softmax` and `Tensor.softmax` are "aten::softmax",
 function's dotted name, e.g. "torch.nn.functional.cross_entropy".
 
 With `autograd=True`, any backward pass counts (seen at both layers: an operator that runs
-inside the autograd engine, and the Python entry points), as does forward-mode AD.
+inside the autograd engine, and the Python entry points), as do forward-mode AD and a
+derivative kernel called directly (any operator named "*_backward*", such as
+`torch.ops.aten._softmax_backward_data`), all recorded as the hit "autograd".
 
 Limits: code that deliberately switches the dispatcher off (`torch._C._DisableTorchDispatch`)
 is noted as "guard disabled" while the Python layer is on; code that switches both layers off
@@ -203,7 +205,8 @@ class OpGuard:
                 if hit is not None:
                     guard._dispatch_hits += 1
                     guard._hit(hit)
-                if guard.autograd and torch._C._current_graph_task_id() != -1:  # inside a backward pass
+                # Inside a backward pass, or a derivative kernel called directly (aten::_softmax_backward_data).
+                if guard.autograd and ("_backward" in plain or torch._C._current_graph_task_id() != -1):
                     guard._hit(AUTOGRAD)
                 return func(*args, **(kwargs or {}))
 
@@ -215,7 +218,7 @@ class OpGuard:
                 else:
                     name = _python_name(func)
                     hit = guard._match(name)
-                if guard.autograd and (name in _AUTOGRAD_FUNCTIONS or name in _AUTOGRAD_BUILTINS):
+                if guard.autograd and (name in _AUTOGRAD_FUNCTIONS or name in _AUTOGRAD_BUILTINS or "_backward" in name):
                     guard._hit(AUTOGRAD)
                 if torch._C._dispatch_tls_is_dispatch_key_excluded(python_key):
                     guard._hit(GUARD_DISABLED)  # the operator layer was switched off around this call

@@ -1,6 +1,7 @@
 """The checks framework, and every registered exercise against its reference and wrong variants."""
 from __future__ import annotations
 
+import fnmatch
 import functools
 import math
 import sys
@@ -1025,3 +1026,143 @@ def test_positional_and_keyword_inputs_are_both_deep_copied():
 
     assert ex.run(mutating).passed and ex.run(mutating).passed
     assert (x == 1).all() and (y == 1).all()
+
+
+# -- hidden cases: every exercise for any seed, and the shortcuts each one forbids ----------------
+SEEDS = range(5)
+
+# The labelled edge cases of each exercise (the ones its statement or docstring names): present
+# whatever the seed, so a hidden seed never drops them.
+EDGE_LABELS = {
+    "0.1": ["1-D", "large logits (1000)", "rows far apart (±1000)", "rows [0, 1000], [-1000, 1000], [800, 0], [-1000, -999]"],
+    "0.2": ["log 2", "large logits (±1000)", "rows [0, 1000], [-1000, 1000], [800, 0], [-1000, -999]"],
+    "0.3": ["T=1 (plain softmax)", "T=0.5 (sharper)", "T=4 (flatter)", "large logits, T=0.1"],
+    "1.1": ["'abab', bigrams", "unigrams", "exactly one bigram"],
+    "1.2": ["3x3 counts, MLE (k=0)", "3x3 counts, add-one"],
+    "1.3": ["u in the last bin", "u in the first bin", "u exactly on a bin edge (belongs to the next bin)",
+            "unnormalised counts"],
+    "1.4": ["uniform over 4 tokens: perplexity 4", "a perfect model: perplexity 1", "a NumPy array"],
+    "2.1": ['one chunk "aaa"', "empty and one-id chunks"],
+    "2.2": ['"aaa", merge (a, a)', "pair absent", "empty"],
+    "2.3": ["a tie between (c, d) and (a, b)", "runs out of pairs"],
+    "2.4": ['"aaaa" with merges aa, aaa', '"abbc" with merges bc, ab, abb', "Chinese, merges glue UTF-8 bytes",
+            "empty text"],
+    "3.1": ["square 4×4 table"],
+    "3.2": ["2-D vectors, different lengths"],
+    "3.3": ["hand-made 6×2 table, query 0", "four rows tied with the query: lower id first"],
+    "3.4": ["T=6, d=4", "T=20, d=8, base=100"],
+    "3.5": ["x (5, 4)"],
+    "4.1": ["T=1", "T=2"],
+    "4.2": ["T=1"],
+    "4.3": ["1 head"],
+    "4.4": ["1 head", "T=1"],
+    "5.1": ["logits near ±1000", "two targets = -100 (ignored)", "ignore_index=-1", "ignore_index=0 (padding id)",
+            "confidently wrong: logits [0, 30], target 0"],
+    "5.2": ["(3, 4)"],
+    "5.3": ["eps=0 (plain cross-entropy)"],
+    "5.4": ["T=4, d=3"],
+    "5.5": ["alpha=0 is the MLE", "no data: the prior's uniform"],
+}
+
+
+@pytest.mark.parametrize("ex_id", list(REGISTRY))
+def test_hidden_seeds_pass_the_reference_and_fail_every_wrong_variant(ex_id):
+    ex = REGISTRY[ex_id]
+    for seed in SEEDS:
+        cases = ex.cases(seed)
+        result = ex.judge(ex.reference, cases)
+        assert result.passed, f"seed {seed}: {result.report}"
+        for w in ex.wrong:
+            result = ex.judge(w.fn, cases, repeat=True)
+            assert result.status in ("fail", "error"), f"{ex} seed {seed}: {w.fn.__name__} passed"
+            if result.status == "fail":
+                assert w.message in result.matched, f"{ex} seed {seed}: {w.fn.__name__}:\n{result.report}"
+
+
+def _args(cases):
+    return [(c.label, list(c.args), c.kwargs) for c in cases]
+
+
+@pytest.mark.parametrize("ex_id", list(REGISTRY))
+def test_hidden_seeds_change_the_cases_sizes_included(ex_id):
+    ex = REGISTRY[ex_id]
+    one, two = ex.cases(1), ex.cases(2)
+    assert compare_values(_args(one), _args(two), atol=0, rtol=0) is not None, f"{ex}: seeds 1 and 2 give the same cases"
+
+    def sizes(cases):  # the shape of each array argument, the length of each sequence, the value of each int
+        return [tuple(a.shape) if hasattr(a, "shape") else len(a) if isinstance(a, (list, tuple, str, dict)) else a
+                for c in cases for a in c.args if not isinstance(a, float)]
+
+    assert any(sizes(ex.cases(s)) != sizes(ex.cases(0)) for s in SEEDS), f"{ex}: sizes never change with the seed"
+
+
+def test_every_chapter_0_to_5_exercise_lists_its_edge_cases():
+    assert {i for i in REGISTRY if int(i.split(".")[0]) <= 5} == set(EDGE_LABELS)
+
+
+@pytest.mark.parametrize("ex_id", list(EDGE_LABELS))
+def test_the_labelled_edge_cases_are_there_for_every_seed(ex_id):
+    ex = REGISTRY[ex_id]
+    for seed in SEEDS:
+        labels = [c.label for c in ex.cases(seed)]
+        missing = [label for label in EDGE_LABELS[ex_id] if label not in labels]
+        assert not missing, f"{ex} seed {seed}: edge cases {missing} are missing"
+
+
+def _np_torch(fn):
+    """A NumPy exercise answered through torch (the round trip a student might try)."""
+    return lambda x, axis=-1: fn(torch.from_numpy(np.asarray(x)), axis).numpy()
+
+
+def _mha_native(x, w_attn, b_attn, w_proj, b_proj, n_head):
+    T, C = x.shape[1], x.shape[2]
+    mask = ~torch.ones(T, T, dtype=torch.bool).tril()
+    return torch.nn.functional.multi_head_attention_forward(
+        x.transpose(0, 1), x.transpose(0, 1), x.transpose(0, 1), C, n_head, w_attn, b_attn, None, None, False, 0.0,
+        w_proj, b_proj, need_weights=False, attn_mask=mask)[0].transpose(0, 1)
+
+
+def _ce_grad_by_autograd(logits, targets):
+    z = logits.detach().clone().requires_grad_(True)
+    torch.nn.functional.cross_entropy(z, targets).backward()
+    return z.grad
+
+
+def _attention_backward_by_autograd(q, k, v, d_out, causal=False):
+    q, k, v = (t.detach().clone().requires_grad_(True) for t in (q, k, v))
+    out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    return torch.autograd.grad(out, (q, k, v), d_out)
+
+
+# A student who takes the shortcut each exercise forbids (in one call, under one of its aliases).
+CHEATS = {
+    "0.1": _np_torch(lambda x, axis: x.softmax(axis)),
+    "0.2": _np_torch(lambda x, axis: torch.special.logsumexp(x, axis)),
+    "3.1": lambda ids, weight: torch.nn.Embedding.from_pretrained(weight)(ids),
+    "3.2": lambda a, b: torch.nn.CosineSimilarity(dim=-1)(a[:, None], b[None]),
+    "4.2": lambda q, k, v: torch._C._nn.scaled_dot_product_attention(q, k, v, is_causal=True),
+    "4.4": _mha_native,
+    "5.1": lambda logits, targets, ignore_index=-100: torch.nn.functional.nll_loss(
+        logits.log_softmax(-1), targets, ignore_index=ignore_index),
+    "5.2": _ce_grad_by_autograd,
+    "5.3": lambda logits, targets, eps=0.1: torch.nn.CrossEntropyLoss(label_smoothing=eps)(logits, targets),
+    "5.4": _attention_backward_by_autograd,
+}
+
+
+def test_every_exercise_that_forbids_operators_has_a_cheat():
+    forbidding = {i for i, ex in REGISTRY.items() if (ex.forbidden_ops or ex.forbid_autograd) and i in EDGE_LABELS}
+    assert forbidding == set(CHEATS)
+
+
+@pytest.mark.parametrize("ex_id", list(CHEATS))
+def test_each_forbidden_shortcut_passes_the_values_but_is_flagged(ex_id):
+    ex = REGISTRY[ex_id]
+    result = ex.run(CHEATS[ex_id])
+    assert result.passed, result.report  # a real shortcut: right values, so only the guard stands in its way
+    assert result.forbidden and result.report.startswith("⚠"), result.report
+    patterns = ex.forbidden_ops + ((forbid.AUTOGRAD,) if ex.forbid_autograd else ())
+    by_guard = [h for h in result.forbidden if any(fnmatch.fnmatchcase(h, p) for p in patterns)]
+    assert by_guard, f"the operator guard missed it: {result.forbidden}"
+    assert set(result.forbidden) - set(by_guard) <= set(ex.forbidden_names())  # the rest: the tripwire's names
+    assert ex.run(ex.reference).forbidden == [f"{ex.reference.__module__}.{ex.reference.__qualname__}"]

@@ -150,6 +150,10 @@ def test_overload_qualified_patterns_match():
     ("torch.func.vjp", lambda x: torch.func.vjp(lambda t: t.sin(), x.detach())[1](torch.ones(3))),
     ("torch.autograd.functional.jacobian", lambda x: torch.autograd.functional.jacobian(torch.sin, x.detach())),
     ("forward-mode AD", lambda x: torch.func.jvp(torch.sin, (x.detach(),), (torch.ones(3),))),
+    ("a derivative kernel", lambda x: torch.ops.aten._softmax_backward_data(torch.ones(3), x.detach(), 0,
+                                                                             torch.float32)),
+    ("a derivative kernel, by overload", lambda x: torch.ops.aten.nll_loss_backward.default(
+        torch.tensor(1.0), x.detach()[None], torch.tensor([0]), None, 1, -100, torch.tensor(1.0))),
 ])
 def test_autograd_is_caught_when_forbidden_and_only_then(label, call):
     x = torch.randn(3, requires_grad=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lmcourse import forbid
 from lmcourse.checks import Case, Exercise, Wrong
 
 
@@ -15,13 +16,18 @@ def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def _shape(rng: np.random.Generator, ndim: int, low: int = 2, high: int = 7) -> tuple[int, ...]:
+    """A random shape, so a hidden seed changes sizes as well as values."""
+    return tuple(int(n) for n in rng.integers(low, high, size=ndim))
+
+
 def _cases(seed: int) -> list[Case]:
     rng = np.random.default_rng(seed)
     return [
         Case((np.array([1.0, 2.0, 3.0]),), label="1-D"),
-        Case((rng.normal(size=(2, 5)),), label="2-D, default axis=-1"),
-        Case((rng.normal(size=(3, 4, 2)),), {"axis": 1}, label="3-D, axis=1"),
-        Case((rng.normal(size=(4, 3)).astype(np.float32),), {"axis": 0}, label="float32, axis=0"),
+        Case((rng.normal(size=_shape(rng, 2)) * rng.uniform(1, 4),), label="2-D, default axis=-1"),
+        Case((rng.normal(size=_shape(rng, 3)),), {"axis": 1}, label="3-D, axis=1"),
+        Case((rng.normal(size=_shape(rng, 2)).astype(np.float32),), {"axis": 0}, label="float32, axis=0"),
         Case((np.array([[1000.0, 999.0, 998.0], [-3.0, 0.0, 3.0]]),), label="large logits (1000)"),
         Case((np.array([[1000.0, 999.0], [-1000.0, -1001.0]]),), label="rows far apart (±1000)"),
         Case((_SPREAD,), label="rows [0, 1000], [-1000, 1000], [800, 0], [-1000, -999]"),
@@ -74,6 +80,7 @@ stable_softmax = Exercise(
     title="A numerically stable softmax",
     reference=_softmax,
     forbidden=("lmcourse.losses.softmax", "torch.softmax", "torch.nn.functional.softmax"),
+    forbidden_ops=forbid.SOFTMAX + forbid.LOG_SOFTMAX,  # exp(log_softmax(x)) is a softmax in one call too
     cases=_cases,
     atol=1e-6,
     rtol=1e-5,
@@ -120,8 +127,8 @@ def _lse_cases(seed: int) -> list[Case]:
     rng = np.random.default_rng(seed + 1)
     return [
         Case((np.array([0.0, 0.0]),), label="log 2"),
-        Case((rng.normal(size=(3, 5)),), label="2-D, axis=-1"),
-        Case((rng.normal(size=(4, 2, 3)),), {"axis": 0}, label="3-D, axis=0"),
+        Case((rng.normal(size=_shape(rng, 2)) * rng.uniform(1, 4),), label="2-D, axis=-1"),
+        Case((rng.normal(size=_shape(rng, 3)),), {"axis": 0}, label="3-D, axis=0"),
         Case((np.array([[1000.0, 1000.0], [-1000.0, -999.0]]),), label="large logits (±1000)"),
         Case((_SPREAD,), label="rows [0, 1000], [-1000, 1000], [800, 0], [-1000, -999]"),
     ]
@@ -145,6 +152,7 @@ logsumexp = Exercise(
     title="log-sum-exp without overflow",
     reference=_logsumexp,
     forbidden=("torch.logsumexp",),
+    forbidden_ops=forbid.LOGSUMEXP + forbid.LOG_SOFTMAX,  # x - log_softmax(x) holds log-sum-exp in every entry
     cases=_lse_cases,
     wrong=[
         Wrong(_lse_naive, "exp overflowed to inf: compute m + log(sum(exp(x - m))) with m the max along the axis."),
@@ -182,7 +190,7 @@ def _t_twice(x, temperature=1.0):
 
 def _t_cases(seed: int) -> list[Case]:
     rng = np.random.default_rng(seed + 2)
-    x = rng.normal(size=(3, 6)) * 2
+    x = rng.normal(size=_shape(rng, 2, 2, 8)) * rng.uniform(1, 3)
     return [
         Case((x,), {"temperature": 1.0}, label="T=1 (plain softmax)"),
         Case((x,), {"temperature": 0.5}, label="T=0.5 (sharper)"),

@@ -25,7 +25,8 @@ def _counts_cases(seed: int) -> list[Case]:
         Case(("abab", 2), label="'abab', bigrams"),
         Case(("banana", 3), label="'banana', trigrams"),
         Case((words, 2), label="a list of words, bigrams"),
-        Case(("".join(rng.choice(list("abc"), 40)), 3), label="random text, trigrams"),
+        Case(("".join(rng.choice(list("abcd"[: rng.integers(2, 5)]), rng.integers(8, 60))), 3),
+             label="random text, trigrams"),
         Case(("hello", 1), label="unigrams"),
         Case(("hi", 2), label="exactly one bigram"),
     ]
@@ -81,16 +82,17 @@ def _bigram_probs(counts, k=0.0):
 def _probs_cases(seed: int) -> list[Case]:
     rng = np.random.default_rng(seed + 1)
     c3 = np.array([[0, 2, 1], [3, 0, 0], [1, 1, 1]])
-    c5 = rng.integers(0, 6, size=(5, 5))
+    n5, n4 = (int(n) for n in rng.integers(4, 9, size=2))
+    c5 = rng.integers(0, 6, size=(n5, n5))
     c5[:, 0] += 1  # every row seen at least once, so k = 0 is defined
-    c4 = rng.integers(0, 3, size=(4, 4))
-    c4[1] = 0  # a context never seen: only defined with smoothing
+    c4 = rng.integers(0, 3, size=(n4, n4))
+    c4[rng.integers(n4)] = 0  # a context never seen: only defined with smoothing
     return [
         Case((c3,), label="3x3 counts, MLE (k=0)"),
         Case((c3,), {"k": 1.0}, label="3x3 counts, add-one"),
-        Case((c5,), label="5x5 counts, MLE"),
-        Case((c5,), {"k": 0.5}, label="5x5 counts, k=0.5"),
-        Case((c4,), {"k": 0.1}, label="4x4 with an unseen context, k=0.1"),
+        Case((c5,), label="square counts, MLE"),
+        Case((c5,), {"k": 0.5}, label="square counts, k=0.5"),
+        Case((c4,), {"k": 0.1}, label="square, an unseen context, k=0.1"),
     ]
 
 
@@ -149,7 +151,7 @@ def _sample_index(weights, u):
 
 def _sample_cases(seed: int) -> list[Case]:
     rng = np.random.default_rng(seed + 2)
-    w = rng.integers(1, 9, size=6).tolist()
+    w = rng.integers(1, 9, size=rng.integers(2, 12)).tolist()
     out = [
         Case(([0.2, 0.5, 0.3], 0.95), label="u in the last bin"),
         Case(([0.2, 0.5, 0.3], 0.65), label="u in the middle bin"),
@@ -211,11 +213,12 @@ def _perplexity(logprobs):
 
 def _ppl_cases(seed: int) -> list[Case]:
     rng = np.random.default_rng(seed + 3)
+    n = int(rng.integers(5, 40))
     return [
         Case(([math.log(0.25)] * 4,), label="uniform over 4 tokens: perplexity 4"),
         Case(([math.log(0.5), math.log(0.125)],), label="two tokens"),
-        Case((np.log(rng.uniform(0.05, 0.9, size=20)).tolist(),), label="20 random log-probabilities"),
-        Case((np.log(rng.uniform(0.01, 0.3, size=7)),), label="a NumPy array"),
+        Case((np.log(rng.uniform(0.05, 0.9, size=n)).tolist(),), label="random log-probabilities"),
+        Case((np.log(rng.uniform(0.01, 0.3, size=rng.integers(1, 12))),), label="a NumPy array"),
         Case(([0.0, 0.0, 0.0],), label="a perfect model: perplexity 1"),
     ]
 

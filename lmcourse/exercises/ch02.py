@@ -28,7 +28,7 @@ def _count_pairs(chunks: list[list[int]]) -> dict[tuple[int, int], int]:
 
 def _count_cases(seed: int) -> list[Case]:
     rng = random.Random(seed)
-    noise = "".join(rng.choice("ab ") for _ in range(40))
+    noise = "".join(rng.choice("ab ") for _ in range(rng.randint(10, 80)))
     return [
         Case(([list(b"abcd")],), label='one chunk "abcd"'),
         Case(([[97, 97, 97]],), label='one chunk "aaa"'),
@@ -98,7 +98,7 @@ def _merge_pair(ids: list[int], pair: tuple[int, int], new_id: int) -> list[int]
 
 def _merge_cases(seed: int) -> list[Case]:
     rng = random.Random(seed + 1)
-    rand = [rng.choice([97, 98]) for _ in range(30)]
+    rand = [rng.choice([97, 98]) for _ in range(rng.randint(10, 60))]
     return [
         Case((list(b"aaa"), (97, 97), 256), label='"aaa", merge (a, a)'),
         Case((list(b"aaabdaaabac"), (97, 97), 256), label='"aaabdaaabac", merge (a, a)'),
@@ -171,12 +171,13 @@ def _train_bpe(ids: list[int], num_merges: int) -> dict[tuple[int, int], int]:
 
 def _train_cases(seed: int) -> list[Case]:
     rng = random.Random(seed + 2)
-    rand = "".join(rng.choice("abcd") for _ in range(80))
+    rand = "".join(rng.choice("abcd") for _ in range(rng.randint(40, 120)))
+    merges = rng.randint(6, 16)
     return [
         Case((list(b"aaabdaaabac"), 3), label='"aaabdaaabac", 3 merges'),
         Case((list(b"cdab cdab"), 2), label="a tie between (c, d) and (a, b)"),
         Case((list("the cat sat on the mat with the hat".encode()), 8), label="a sentence, 8 merges"),
-        Case((list(rand.encode()), 12), label="random a-d text, 12 merges"),
+        Case((list(rand.encode()), merges), label="random a-d text, random number of merges"),
         Case((list(b"ab"), 5), label="runs out of pairs"),
     ]
 
@@ -257,7 +258,7 @@ def _encode_cases(seed: int) -> list[Case]:
     m_story = BPETokenizer(pattern="").train(story, 256 + 30).merges
     zh = "我喜欢学习语言模型。语言模型喜欢我。"
     m_zh = BPETokenizer(pattern="").train(zh * 3, 256 + 12).merges
-    rand = "".join(rng.choice("abc") for _ in range(200))
+    rand = "".join(rng.choice("abc") for _ in range(rng.randint(120, 260)))
     m_rand = BPETokenizer(pattern="").train(rand, 256 + 25).merges
     tricky = {(98, 99): 256, (97, 98): 257, (257, 98): 258}  # "bc", "ab", "abb"
     return [
@@ -267,7 +268,8 @@ def _encode_cases(seed: int) -> list[Case]:
         Case(("abbc", tricky), label='"abbc" with merges bc, ab, abb'),
         Case(("the rat sat on the cat", _shuffled(m_story, rng)), label="story merges, table in shuffled order"),
         Case(("语言模型", _shuffled(m_zh, rng)), label="Chinese, merges glue UTF-8 bytes"),
-        Case(("".join(rng.choice("abc") for _ in range(60)), _shuffled(m_rand, rng)), label="random a-c text"),
+        Case(("".join(rng.choice("abc") for _ in range(rng.randint(20, 90))), _shuffled(m_rand, rng)),
+             label="random a-c text"),
         Case(("", tricky), label="empty text"),
     ]
 

@@ -7,7 +7,13 @@ from __future__ import annotations
 
 import torch
 
+from lmcourse import forbid
 from lmcourse.checks import Case, Exercise, Wrong
+
+
+def _sizes(g: torch.Generator, n: int, low: int, high: int) -> list[int]:
+    """n random sizes in [low, high), so a hidden seed changes shapes as well as values."""
+    return [int(v) for v in torch.randint(low, high, (n,), generator=g)]
 
 # ------------------------------------------------------------ 3.1 lookup = one-hot @ W
 
@@ -20,10 +26,14 @@ def _embed_by_matmul(ids: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
 
 def _embed_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed)
+    V, C, n, B, T, V2, C2 = _sizes(g, 7, 2, 12)
+    ids = torch.randint(0, V, (n,), generator=g)
+    ids[0] = V - 1  # the last row is always looked up (an off-by-one in the one-hot misses it)
     return [
         Case((torch.tensor([2, 0, 1]), torch.randn(4, 4, generator=g, dtype=torch.float64)), label="square 4×4 table"),
-        Case((torch.tensor([0, 3, 3, 5]), torch.randn(6, 3, generator=g, dtype=torch.float64)), label="1-D ids, V=6, C=3"),
-        Case((torch.randint(0, 10, (2, 5), generator=g), torch.randn(10, 8, generator=g)), label="batch (2, 5), float32"),
+        Case((ids, torch.randn(V, C, generator=g, dtype=torch.float64)), label="1-D ids, the last row included"),
+        Case((torch.randint(0, V2, (B, T), generator=g), torch.randn(V2, C2, generator=g)),
+             label="batch (B, T), float32"),
     ]
 
 
@@ -59,6 +69,7 @@ embed_by_matmul = Exercise(
     title="An embedding lookup as one-hot @ W",
     reference=_embed_by_matmul,
     forbidden=("lmcourse.embeddings.embed_by_matmul", "torch.nn.functional.embedding"),
+    forbidden_ops=forbid.EMBEDDING,
     cases=_embed_cases,
     atol=1e-6,
     rtol=1e-5,
@@ -89,13 +100,15 @@ def _cosine_similarity(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def _cos_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed + 1)
+    M, extra, C, n, C2 = _sizes(g, 5, 2, 10)
+    N = M + extra  # N != M, so a transposed answer has the wrong shape
     return [
         Case((torch.tensor([[3.0, 4.0], [1.0, 0.0]]), torch.tensor([[6.0, 8.0], [0.0, 2.0], [-1.0, 0.0]])),
              label="2-D vectors, different lengths"),
-        Case((torch.randn(5, 8, generator=g, dtype=torch.float64) * 3,
-              torch.randn(4, 8, generator=g, dtype=torch.float64) + 1), label="N=5, M=4, C=8"),
-        Case((torch.randn(3, 16, generator=g, dtype=torch.float64),
-              torch.randn(3, 16, generator=g, dtype=torch.float64) * 0.1), label="square 3×3"),
+        Case((torch.randn(N, C, generator=g, dtype=torch.float64) * 3,
+              torch.randn(M, C, generator=g, dtype=torch.float64) + 1), label="N×C against M×C, N ≠ M"),
+        Case((torch.randn(n, 2 * C2, generator=g, dtype=torch.float64),
+              torch.randn(n, 2 * C2, generator=g, dtype=torch.float64) * 0.1), label="square N×N"),
     ]
 
 
@@ -121,6 +134,7 @@ cosine_similarity = Exercise(
     title="All-pairs cosine similarity",
     reference=_cosine_similarity,
     forbidden=("lmcourse.embeddings.cosine_similarity", "torch.nn.functional.cosine_similarity"),
+    forbidden_ops=("aten::cosine_similarity",),  # F.cosine_similarity, nn.CosineSimilarity
     cases=_cos_cases,
     atol=1e-6,
     rtol=1e-5,
@@ -150,11 +164,22 @@ def _nearest(weight: torch.Tensor, query: int, k: int) -> torch.Tensor:
 def _nearest_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed + 2)
     W = torch.tensor([[1.0, 0.0], [10.0, 1.0], [0.9, 0.3], [3.0, 5.0], [-1.0, 0.2], [0.7, 0.7]])
+    V1, V2, V3 = _sizes(g, 3, 8, 25)
+    C1, C2, C3 = _sizes(g, 3, 2, 9)
+    q1, k1, k2 = int(torch.randint(0, V1, (1,), generator=g)), *_sizes(g, 2, 1, 8)
+    # Tied rows: copies of the query scaled by powers of two have exactly the same cosine, 1,
+    # so only a stable sort returns them lower id first.
+    tied = torch.randn(V3, C3, generator=g, dtype=torch.float64)
+    q3 = int(torch.randint(0, V3, (1,), generator=g))
+    copies = [int(i) for i in torch.randperm(V3, generator=g) if i != q3][:4]
+    for j, i in enumerate(copies):
+        tied[i] = tied[q3] * 2.0 ** (j - 1)
     return [
         Case((W, 0, 3), label="hand-made 6×2 table, query 0"),
-        Case((torch.randn(20, 8, generator=g, dtype=torch.float64) * torch.rand(20, 1, generator=g, dtype=torch.float64) * 5, 7, 4),
-             label="random 20×8, query 7, k=4"),
-        Case((torch.randn(12, 4, generator=g, dtype=torch.float64), 11, 5), label="random 12×4, last id, k=5"),
+        Case((torch.randn(V1, C1, generator=g, dtype=torch.float64) * torch.rand(V1, 1, generator=g, dtype=torch.float64) * 5,
+              q1, k1), label="random table, query and k"),
+        Case((torch.randn(V2, C2, generator=g, dtype=torch.float64), V2 - 1, k2), label="random table, last id"),
+        Case((tied, q3, 5), label="four rows tied with the query: lower id first"),
     ]
 
 
@@ -176,6 +201,13 @@ def _nearest_ascending(weight, query, k):
     return torch.sort(sims, descending=False, stable=True).indices[:k]
 
 
+def _nearest_topk(weight, query, k):
+    w = weight / weight.norm(dim=1, keepdim=True)
+    sims = w @ w[query]
+    sims[query] = -float("inf")
+    return torch.topk(sims, k).indices
+
+
 nearest = Exercise(
     id="3.3",
     name="nearest",
@@ -189,6 +221,8 @@ nearest = Exercise(
         Wrong(_nearest_dot, "you ranked by the raw dot product, so long vectors win whatever their direction: "
               "normalise the rows first (cosine similarity)."),
         Wrong(_nearest_ascending, "you returned the least similar rows: sort with descending=True."),
+        Wrong(_nearest_topk, "rows with exactly the same similarity came back out of id order: topk (or an unstable "
+              "sort) may order ties any way. Use torch.sort(..., descending=True, stable=True)."),
     ],
     hint="Normalise every row, score all rows against the query row with one product, give the query itself "
     "the lowest possible score, then sort from high to low (stably) and keep the first k indices.",
@@ -288,11 +322,15 @@ def _rope_tables(T: int, d: int, offset: int = 0) -> tuple[torch.Tensor, torch.T
 
 def _rope_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed + 3)
+    B, H, T, T2 = _sizes(g, 4, 1, 9)
+    d, d2 = (2 * n for n in _sizes(g, 2, 1, 9))
+    offset, offset2 = _sizes(g, 2, 1, 50)
     return [
         Case((torch.randn(5, 4, generator=g, dtype=torch.float64), *_rope_tables(5, 4)), label="x (5, 4)"),
-        Case((torch.randn(2, 3, 6, 8, generator=g, dtype=torch.float64), *_rope_tables(6, 8, offset=10)),
-             label="x (B=2, H=3, T=6, d=8), positions 10..15"),
-        Case((torch.randn(7, 16, generator=g, dtype=torch.float64), *_rope_tables(7, 16, offset=3)), label="x (7, 16)"),
+        Case((torch.randn(B, H, T, d, generator=g, dtype=torch.float64), *_rope_tables(T, d, offset=offset)),
+             label="x (B, H, T, d), positions from an offset"),
+        Case((torch.randn(T2, d2, generator=g, dtype=torch.float64), *_rope_tables(T2, d2, offset=offset2)),
+             label="x (T, d), positions from an offset"),
     ]
 
 

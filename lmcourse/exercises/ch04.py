@@ -11,7 +11,13 @@ import warnings
 import torch
 import torch.nn.functional as F
 
+from lmcourse import forbid
 from lmcourse.checks import Case, Exercise, Wrong
+
+
+def _sizes(g: torch.Generator, n: int, low: int, high: int) -> list[int]:
+    """n random sizes in [low, high), so a hidden seed changes shapes as well as values."""
+    return [int(v) for v in torch.randint(low, high, (n,), generator=g)]
 
 # ---------------------------------------------------------------- 4.1 the causal mask
 
@@ -81,11 +87,14 @@ def _att_cases(seed: int) -> list[Case]:
     def r(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float64)
 
+    B, T, dk, dv = _sizes(g, 4, 2, 12)
+    B2, H, T2, hs = _sizes(g, 4, 2, 7)
+    d1, dv1 = _sizes(g, 2, 1, 6)
     return [
         Case((r(4, 8), r(4, 8), r(4, 8)), label="T=4, d=8"),
-        Case((r(2, 5, 16), r(2, 5, 16), r(2, 5, 3)), label="batch of 2, d_k=16, d_v=3"),
-        Case((r(2, 3, 6, 4), r(2, 3, 6, 4), r(2, 3, 6, 4)), label="(B, heads, T, hs) = (2, 3, 6, 4)"),
-        Case((r(1, 5) * 4, r(1, 5) * 4, r(1, 2)), label="T=1"),
+        Case((r(B, T, dk), r(B, T, dk), r(B, T, dv)), label="batch (B, T, d), its own d_v"),
+        Case((r(B2, H, T2, hs), r(B2, H, T2, hs), r(B2, H, T2, hs)), label="(B, heads, T, hs)"),
+        Case((r(1, d1) * 4, r(1, d1) * 4, r(1, dv1)), label="T=1"),
     ]
 
 
@@ -157,6 +166,7 @@ causal_attention = Exercise(
     title="Causal scaled dot-product attention",
     reference=_causal_attention,
     forbidden=("lmcourse.attention.scaled_dot_product_attention", "torch.nn.functional.scaled_dot_product_attention"),
+    forbidden_ops=forbid.ATTENTION,
     cases=_att_cases,
     atol=1e-6,
     rtol=1e-5,
@@ -200,9 +210,10 @@ def _split_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed + 5)
     return [
         Case((torch.arange(2 * 5 * 12, dtype=torch.float32).reshape(2, 5, 12), 3), label="(2, 5, 12), 3 heads"),
-        Case((torch.randn(1, 3, 8, generator=g), 2), label="(1, 3, 8), 2 heads"),
-        Case((torch.randn(3, 7, 16, generator=g), 4), label="(3, 7, 16), 4 heads"),
-        Case((torch.randn(2, 4, 6, generator=g), 1), label="1 head"),
+        *(Case((torch.randn(B, T, nh * hs, generator=g), nh), label=label)
+          for label, (B, T, nh, hs) in (("random (B, T, C), heads", _sizes(g, 4, 2, 7)),
+                                        ("another random (B, T, C), heads", _sizes(g, 4, 2, 7)))),
+        Case((torch.randn(*_sizes(g, 3, 1, 8), generator=g), 1), label="1 head"),
     ]
 
 
@@ -266,11 +277,12 @@ def _mha_cases(seed: int) -> list[Case]:
         return Case((r(B, T, C), r(3 * C, C) / math.sqrt(C), r(3 * C) * 0.1, r(C, C) / math.sqrt(C), r(C) * 0.1, nh),
                     label=label)
 
+    (B, T, nh, hs), (B2, T2, nh2, hs2) = _sizes(g, 4, 2, 6), _sizes(g, 4, 2, 6)
     return [
-        case(2, 5, 12, 3, "(2, 5, 12), 3 heads"),
-        case(1, 6, 16, 4, "(1, 6, 16), 4 heads"),
-        case(3, 4, 8, 1, "1 head"),
-        case(1, 1, 8, 2, "T=1"),
+        case(B, T, nh * hs, nh, "random (B, T, C), heads"),
+        case(B2, T2, nh2 * hs2, nh2, "another random (B, T, C), heads"),
+        case(*_sizes(g, 3, 2, 6), 1, "1 head"),
+        case(*_sizes(g, 1, 1, 4), 1, 2 * _sizes(g, 1, 2, 5)[0], 2, "T=1"),
     ]
 
 
@@ -328,6 +340,8 @@ causal_self_attention = Exercise(
         "lmcourse.attention.CausalSelfAttention.forward",
         "torch.nn.MultiheadAttention.forward",
     ),
+    # The whole layer in one call; F.scaled_dot_product_attention per head stays allowed, as the text says.
+    forbidden_ops=("aten::_native_multi_head_attention", "torch.nn.functional.multi_head_attention_forward"),
     cases=_mha_cases,
     atol=1e-6,
     rtol=1e-5,

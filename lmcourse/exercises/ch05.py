@@ -10,7 +10,13 @@ import math
 
 import torch
 
+from lmcourse import forbid
 from lmcourse.checks import Case, Exercise, Wrong
+
+
+def _sizes(g: torch.Generator, n: int, low: int, high: int) -> list[int]:
+    """n random sizes in [low, high), so a hidden seed changes shapes as well as values."""
+    return [int(v) for v in torch.randint(low, high, (n,), generator=g)]
 
 # ------------------------------------------------------------ 5.1 stable cross-entropy
 
@@ -30,10 +36,12 @@ def _ce_cases(seed: int) -> list[Case]:
     big[1] -= 2000.0                                                   # a row at -1000 as well
     padded = torch.randint(1, 6, (7,), generator=g)
     padded[[2, 5]] = 0                                                 # 0 is the padding id here
+    N, V, N2, V2 = _sizes(g, 4, 2, 12)
     return [
-        Case((torch.randn(4, 5, generator=g, dtype=torch.float64), torch.tensor([0, 4, 2, 2])),
-             label="(4, 5), no ignored targets"),
-        Case((3 * torch.randn(6, 10, generator=g), torch.tensor([1, 9, 0, 3, 3, 7])), label="float32 (6, 10)"),
+        Case((torch.randn(N, V, generator=g, dtype=torch.float64), torch.randint(0, V, (N,), generator=g)),
+             label="(N, V), no ignored targets"),
+        Case((3 * torch.randn(N2, V2, generator=g), torch.randint(0, V2, (N2,), generator=g)),
+             label="float32 (N, V)"),
         Case((big, torch.tensor([0, 3, 1])), label="logits near ±1000"),
         Case((torch.randn(5, 3, generator=g, dtype=torch.float64), torch.tensor([2, -100, 0, -100, 1])),
              label="two targets = -100 (ignored)"),
@@ -112,6 +120,8 @@ cross_entropy = Exercise(
     title="Stable cross-entropy with ignore_index",
     reference=_cross_entropy,
     forbidden=("lmcourse.losses.cross_entropy", "torch.nn.functional.cross_entropy"),
+    # The text asks for the stable log-softmax by hand (5.3 then allows torch.log_softmax).
+    forbidden_ops=forbid.CROSS_ENTROPY + forbid.LOG_SOFTMAX + forbid.LOGSUMEXP,
     cases=_ce_cases,
     atol=1e-6,
     rtol=1e-5,
@@ -150,11 +160,13 @@ def _cross_entropy_grad(logits: torch.Tensor, targets: torch.Tensor) -> torch.Te
 
 def _grad_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed + 1)
+    N, extra, N2, V2 = _sizes(g, 4, 2, 10)
+    V = N + extra  # N != V, so 1/N and 1/V cannot be mistaken for each other
     return [
         Case((torch.randn(3, 4, generator=g, dtype=torch.float64), torch.tensor([0, 3, 1])), label="(3, 4)"),
-        Case((torch.randn(8, 5, generator=g, dtype=torch.float64), torch.randint(0, 5, (8,), generator=g)),
-             label="(8, 5)"),
-        Case((5 * torch.randn(2, 7, generator=g), torch.tensor([6, 6])), label="float32 (2, 7)"),
+        Case((torch.randn(N, V, generator=g, dtype=torch.float64), torch.randint(0, V, (N,), generator=g)),
+             label="(N, V), N ≠ V"),
+        Case((5 * torch.randn(N2, V2, generator=g), torch.full((N2,), V2 - 1)), label="float32, every target the last class"),
     ]
 
 
@@ -181,6 +193,7 @@ cross_entropy_grad = Exercise(
     title="The gradient of the mean cross-entropy: (p − y) / N",
     reference=_cross_entropy_grad,
     forbidden=("lmcourse.losses.cross_entropy_grad",),
+    forbid_autograd=True,  # "without autograd", says the text
     cases=_grad_cases,
     atol=1e-7,
     rtol=1e-5,
@@ -209,14 +222,16 @@ def _smoothed_ce(logits: torch.Tensor, targets: torch.Tensor, eps: float = 0.1) 
 
 def _smooth_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed + 2)
-    x = torch.randn(5, 4, generator=g, dtype=torch.float64) * 2
-    t = torch.tensor([0, 1, 3, 3, 2])
+    N, V, N2, V2, N3, V3 = _sizes(g, 6, 2, 12)
+    x = torch.randn(N, V, generator=g, dtype=torch.float64) * 2
+    t = torch.randint(0, V, (N,), generator=g)
     return [
         Case((x, t), {"eps": 0.0}, label="eps=0 (plain cross-entropy)"),
         Case((x, t), {"eps": 0.1}, label="eps=0.1"),
-        Case((torch.randn(6, 9, generator=g, dtype=torch.float64), torch.randint(0, 9, (6,), generator=g)),
-             {"eps": 0.3}, label="eps=0.3, V=9"),
-        Case((4 * torch.randn(3, 5, generator=g), torch.tensor([4, 0, 2])), {"eps": 0.2}, label="float32, eps=0.2"),
+        Case((torch.randn(N2, V2, generator=g, dtype=torch.float64), torch.randint(0, V2, (N2,), generator=g)),
+             {"eps": 0.3}, label="eps=0.3, random V"),
+        Case((4 * torch.randn(N3, V3, generator=g), torch.randint(0, V3, (N3,), generator=g)), {"eps": 0.2},
+             label="float32, eps=0.2"),
     ]
 
 
@@ -251,6 +266,7 @@ label_smoothed_cross_entropy = Exercise(
     title="Cross-entropy with label smoothing",
     reference=_smoothed_ce,
     forbidden=("lmcourse.losses.cross_entropy", "torch.nn.functional.cross_entropy"),
+    forbidden_ops=forbid.CROSS_ENTROPY,  # F.cross_entropy(label_smoothing=eps); torch.log_softmax is allowed here
     cases=_smooth_cases,
     atol=1e-6,
     rtol=1e-5,
@@ -294,12 +310,15 @@ def _attn_cases(seed: int) -> list[Case]:
     def r(*shape):
         return torch.randn(*shape, generator=g, dtype=torch.float64)
 
+    T, dk, dv = _sizes(g, 3, 2, 9)
+    B, H, T2, d = _sizes(g, 4, 2, 9)
+    B3, T3, d3 = _sizes(g, 3, 2, 17)
     return [
         Case((r(4, 3), r(4, 3), r(4, 3), r(4, 3)), label="T=4, d=3"),
-        Case((r(5, 4), r(5, 4), r(5, 2), r(5, 2)), {"causal": True}, label="causal, T=5, d_k=4, d_v=2"),
-        Case((r(2, 3, 6, 8), r(2, 3, 6, 8), r(2, 3, 6, 8), r(2, 3, 6, 8)), {"causal": True},
-             label="causal, (B, H, T, d) = (2, 3, 6, 8)"),
-        Case((r(2, 5, 16), r(2, 5, 16), r(2, 5, 16), r(2, 5, 16)), label="(B, T, d) = (2, 5, 16)"),
+        Case((r(T, dk), r(T, dk), r(T, dv), r(T, dv)), {"causal": True}, label="causal, (T, d_k), its own d_v"),
+        Case((r(B, H, T2, d), r(B, H, T2, d), r(B, H, T2, d), r(B, H, T2, d)), {"causal": True},
+             label="causal, (B, H, T, d)"),
+        Case((r(B3, T3, d3), r(B3, T3, d3), r(B3, T3, d3), r(B3, T3, d3)), label="(B, T, d)"),
     ]
 
 
@@ -354,6 +373,7 @@ attention_backward = Exercise(
     title="The attention backward pass by hand",
     reference=_attention_backward,
     forbidden=("lmcourse.losses.attention_backward", "lmcourse.losses.AttentionFunction.backward"),
+    forbid_autograd=True,  # a backward pass by hand: autograd would do it for you
     cases=_attn_cases,
     atol=1e-8,
     rtol=1e-6,
@@ -387,11 +407,12 @@ def _add_alpha(counts: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
 
 def _alpha_cases(seed: int) -> list[Case]:
     g = torch.Generator().manual_seed(seed + 4)
+    V, V0 = _sizes(g, 2, 3, 20)
     return [
         Case((torch.tensor([3, 0, 1, 0]),), {"alpha": 1.0}, label="Laplace (alpha=1), unseen words"),
         Case((torch.tensor([3, 0, 1, 0]),), {"alpha": 0.0}, label="alpha=0 is the MLE"),
-        Case((torch.randint(0, 50, (12,), generator=g),), {"alpha": 0.5}, label="V=12, alpha=0.5"),
-        Case((torch.zeros(5, dtype=torch.long),), {"alpha": 2.0}, label="no data: the prior's uniform"),
+        Case((torch.randint(0, 50, (V,), generator=g),), {"alpha": 0.5}, label="random V, alpha=0.5"),
+        Case((torch.zeros(V0, dtype=torch.long),), {"alpha": 2.0}, label="no data: the prior's uniform"),
     ]
 
 
