@@ -28,9 +28,12 @@ that skips the masked half does 2·L·T·d. This model's attention (the written 
 PyTorch's math kernel alike) computes the full T×T square, 4·L·T·d, which is the default
 here; `skip_masked=True` gives the half. Note that on CPU `FlopCounterMode` does not count
 `F.scaled_dot_product_attention` at all (it has no formula for the CPU kernel): count the
-attention with `GPTConfig(attention="written")`, whose matrix products it sees.
+attention with `GPTConfig(attention="written")`, whose matrix products it sees
+(`counted_flops_per_token` does). On the real model the formula is the counter's count plus
+exactly 2 FLOPs per bias and LayerNorm parameter (6 in training): within 1.5% for the small
+models of `python -m lmcourse.compute`, which prints the table (tests/test_compute.py holds it).
 
-Derived in chapters/06_transformer.ipynb; used again in chapters/13_compute_and_scaling.ipynb.
+Derived in chapters/06_transformer.ipynb.
 """
 from __future__ import annotations
 
