@@ -26,6 +26,7 @@ from lmcourse.model import (  # noqa: E402
     EncoderOutput,
     GPTConfig,
     LayerNorm,
+    layer_norm,
 )
 
 
@@ -141,12 +142,13 @@ def test_other_configs_name_the_bad_field(cls, kw, match):
 
 # ---------------------------------------------------------------- the pieces
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("eps", [1e-5, 1e-12, 0.5])
 @pytest.mark.parametrize("bias", [True, False])
-def test_layer_norm_equals_nn_layer_norm_forward_and_backward(eps, bias):
+def test_layer_norm_equals_nn_layer_norm_forward_and_backward(eps, bias, fused):
     g = torch.Generator().manual_seed(0)
     x = (3 + 2 * torch.randn(2, 5, 8, generator=g, dtype=torch.float64)).requires_grad_()
-    ours, ref = LayerNorm(8, bias=bias, eps=eps).double(), nn.LayerNorm(8, eps=eps, bias=bias).double()
+    ours, ref = LayerNorm(8, bias=bias, eps=eps, fused=fused).double(), nn.LayerNorm(8, eps=eps, bias=bias).double()
     with torch.no_grad():
         w = torch.randn(8, generator=g, dtype=torch.float64)
         ours.weight.copy_(w), ref.weight.copy_(w)
@@ -166,8 +168,20 @@ def test_layer_norm_equals_nn_layer_norm_forward_and_backward(eps, bias):
         assert ours.bias is None and [n for n, _ in ours.named_parameters()] == ["weight"]
 
 
-def test_layer_norm_defaults_and_errors():
+def test_written_layer_norm_is_not_fused_and_defaults_and_errors():
+    from lmcourse.forbid import OpGuard
+
+    x = torch.randn(3, 6, generator=torch.Generator().manual_seed(0))
+    written = LayerNorm(6, fused=False)
+    with OpGuard(["aten::native_layer_norm", "aten::layer_norm"]) as guard:
+        written(x)
+    assert guard.hits == []  # the formula, not torch's kernel
+    with OpGuard(["aten::native_layer_norm", "aten::layer_norm"]) as guard:
+        LayerNorm(6)(x)
+    assert guard.hits
+    assert maxerr(layer_norm(x, torch.ones(6), None, 1e-5), F.layer_norm(x, (6,))) <= 1e-6
     ln = LayerNorm(4)
+    assert ln.fused
     assert ln.eps == 1e-5 and torch.equal(ln.weight, torch.ones(4)) and torch.equal(ln.bias, torch.zeros(4))
     y = ln(torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
     assert maxerr(y, F.layer_norm(torch.tensor([[1.0, 2.0, 3.0, 4.0]]), (4,))) <= 1e-6
