@@ -170,6 +170,138 @@ def _grade(args) -> int:
     return 0
 
 
+# `lmcourse train`: the TrainConfig fields it takes as flags (--batch-size for batch_size, ...)
+_TRAIN_INTS = ("steps", "batch_size", "block_size", "warmup_steps", "lr_decay_steps", "grad_accum", "eval_interval",
+               "eval_batches", "log_interval", "checkpoint_interval", "keep_checkpoints", "seed")
+_TRAIN_FLOATS = ("lr", "min_lr", "weight_decay", "eps")
+
+
+def _grad_clip(text: str) -> float | None:
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0 or 'none', got {text!r}") from None
+
+
+def _train_text(corpus: str) -> str:
+    """A named corpus (stories, pydoc, tinyshakespeare) or the UTF-8 text file at a path."""
+    from .data import REMOTES, load_text
+
+    if corpus in ("stories", "pydoc", *REMOTES):
+        return load_text(corpus)
+    path = Path(corpus)
+    if not path.is_file():
+        raise ValueError(f"--corpus {corpus!r}: no such file (choose stories, pydoc, tinyshakespeare or a text file)")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(f"--corpus {corpus}: not UTF-8 text (byte {e.start}: {e.reason})") from None
+    if not text:
+        raise ValueError(f"--corpus {corpus}: the file is empty")
+    return text
+
+
+def _train(args) -> int:
+    import dataclasses
+    import json
+
+    import torch
+
+    from .atomic import write_atomic
+    from .data import DownloadError
+    from .model import GPT, PRESETS, GPTConfig
+    from .tokenizers import BPETokenizer, CharTokenizer
+    from .training import (NonFiniteLossError, TokenData, TrainConfig, TrainingInterrupted, latest_checkpoint,
+                           load_checkpoint, load_tokenizer, save_tokenizer, train)
+
+    out = Path(args.out)
+    try:
+        config: dict = {}
+        if args.config:
+            try:
+                config = json.loads(Path(args.config).read_text(encoding="utf-8"))
+            except (OSError, ValueError) as e:
+                return _error(f"--config {args.config}: {e}")
+            if not isinstance(config, dict):
+                return _error(f"--config {args.config}: expected a JSON object")
+            unknown = sorted(set(config) - {"corpus", "tokenizer", "vocab_size", "preset", "val_fraction", "model", "train"})
+            if unknown:
+                return _error(f"--config {args.config}: unknown key(s) {unknown}")
+        flags = {k: getattr(args, k) for k in (*_TRAIN_INTS, *_TRAIN_FLOATS, "device", "dtype", "compile")
+                 if getattr(args, k) is not None}
+        if args.betas is not None:
+            flags["betas"] = tuple(args.betas)
+        if "steps" in flags and "warmup_steps" not in flags:  # a short run keeps a tenth of its steps for warm-up
+            flags["warmup_steps"] = min(TrainConfig.warmup_steps, flags["steps"] // 10)
+        if hasattr(args, "grad_clip"):  # absent unless given: None is a value here (no clipping)
+            flags["grad_clip"] = args.grad_clip
+        if args.resume:
+            ck = load_checkpoint(out)  # verified: a corrupt checkpoint stops here, naming the file
+            run = json.loads((out / "run.json").read_text(encoding="utf-8")) if (out / "run.json").is_file() else {}
+            corpus = args.corpus or run.get("corpus")
+            if corpus is None:
+                return _error(f"{out}/run.json is missing: say which --corpus the run was trained on")
+            tokenizer = load_tokenizer(out)
+            cfg = TrainConfig.from_dict({**ck.train_config.to_dict(), **flags})
+            if ck.model_config is None:
+                return _error(f"{ck.path}: holds no GPT config")
+            model = GPT(GPTConfig(**ck.model_config))
+            val_fraction = run.get("val_fraction", 0.1)
+            text = _train_text(corpus)
+        else:
+            found = latest_checkpoint(out) if out.is_dir() else None
+            if found is not None:
+                return _error(f"{out} already holds a run (checkpoint {found.name}): add --resume to continue it, "
+                              "or choose another --out")
+            corpus = args.corpus or config.get("corpus", "stories")
+            kind = args.tokenizer or config.get("tokenizer", "bpe")
+            vocab_size = args.vocab_size or config.get("vocab_size", 512)
+            preset_name = args.preset or config.get("preset", "tiny")
+            val_fraction = args.val_fraction or config.get("val_fraction", 0.1)
+            if preset_name not in PRESETS:
+                return _error(f"--preset {preset_name!r}: choose one of {', '.join(PRESETS)}")
+            if kind not in ("char", "bpe"):
+                return _error(f"tokenizer {kind!r}: choose char or bpe")
+            text = _train_text(corpus)
+            if kind == "char":
+                tokenizer = CharTokenizer.fit(text)
+            else:
+                print(f"training a BPE tokenizer ({vocab_size} tokens) on {len(text):,} characters", file=sys.stderr)
+                tokenizer = BPETokenizer().train(text, vocab_size)
+            preset = dataclasses.replace(PRESETS[preset_name], **config.get("model", {}))
+            cfg = TrainConfig.from_dict({"block_size": preset.block_size, **config.get("train", {}), **flags})
+            torch.manual_seed(cfg.seed)  # the initial weights
+            model = GPT(dataclasses.replace(preset, vocab_size=tokenizer.vocab_size, block_size=cfg.block_size))
+            out.mkdir(parents=True, exist_ok=True)
+            save_tokenizer(tokenizer, out)
+            run = {"corpus": corpus, "tokenizer": kind, "preset": preset_name, "val_fraction": val_fraction}
+            write_atomic(out / "run.json", json.dumps(run, indent=1) + "\n")
+        data = TokenData.from_ids(tokenizer.encode(text), val_fraction=val_fraction)
+        print(f"{model.num_params(non_embedding=False):,} parameters, {data}, {cfg.steps} steps of "
+              f"{cfg.tokens_per_step:,} tokens -> {out}", file=sys.stderr)
+        result = train(model, data, cfg, out_dir=out, resume=args.resume, progress=not args.no_progress, plot=False)
+    except TrainingInterrupted as e:
+        print(f"{e}; continue with --resume", file=sys.stderr)
+        return 130
+    except NonFiniteLossError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, OSError, DownloadError, TypeError) as e:  # CheckpointError is a ValueError
+        return _error(str(e).splitlines()[0] if str(e) else type(e).__name__)
+    val = f", val loss {result.val_losses[-1]:.4f}" if result.val_losses else ""
+    print(f"step {result.step}: train loss {result.losses[-1]:.4f}{val}; {result.tokens_per_s:,.0f} tokens/s, "
+          f"{result.wall_s:.1f} s; checkpoint {result.checkpoint}")
+    return 0
+
+
+def _one_line_error(parser: argparse.ArgumentParser):
+    def error(message: str):  # argparse's default prints the whole usage first
+        parser.exit(2, f"error: {parser.prog}: {message} (see --help)\n")
+    return error
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="lmcourse", description="The lmcourse command line.")
     from . import __version__
@@ -222,6 +354,36 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("readme", parents=[course], help="regenerate the README's course map from lmcourse/course.py")
     p.add_argument("--check", action="store_true", help="exit 1 when the course map is out of date")
     p.set_defaults(func=_readme)
+
+    p = sub.add_parser(
+        "train", help="pretrain a GPT on a corpus: progress on stderr, checkpoints and metrics.jsonl in --out",
+        description="Pretrain a GPT (lmcourse.training.train, the loop the notebooks use). --out DIR receives the "
+        "tokenizer, run.json, metrics.jsonl and checkpoints (DIR/latest names the newest); --resume continues it.",
+    )
+    p.error = _one_line_error(p)  # type: ignore[method-assign]
+    p.add_argument("--corpus", default=None,
+                   help="stories (default), pydoc, tinyshakespeare, or a UTF-8 text file; on --resume, the run's own")
+    p.add_argument("--tokenizer", choices=["char", "bpe"], default=None, help="bpe (default) or char")
+    p.add_argument("--vocab-size", type=_positive_int, default=None, help="BPE vocabulary size (default 512)")
+    p.add_argument("--preset", default=None, help="a GPTConfig preset: tiny (default), scale_32, ... (lmcourse.model.PRESETS)")
+    p.add_argument("--config", metavar="FILE", default=None,
+                   help="a JSON object with corpus, tokenizer, vocab_size, preset, val_fraction, model (GPTConfig "
+                   "overrides) and train (TrainConfig fields); flags given here win")
+    p.add_argument("--out", required=True, metavar="DIR", help="the run folder")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+    p.add_argument("--val-fraction", type=float, default=None, help="the last fraction of the tokens kept for validation (0.1)")
+    for name in _TRAIN_INTS:
+        extra = " (default 100, or a tenth of --steps when that is fewer)" if name == "warmup_steps" else ""
+        p.add_argument(f"--{name.replace('_', '-')}", type=int, default=None, help=f"TrainConfig.{name}{extra}")
+    for name in _TRAIN_FLOATS:
+        p.add_argument(f"--{name.replace('_', '-')}", type=float, default=None, help=f"TrainConfig.{name}")
+    p.add_argument("--betas", type=float, nargs=2, default=None, metavar=("B1", "B2"), help="AdamW's betas (0.9 0.99)")
+    p.add_argument("--grad-clip", type=_grad_clip, default=argparse.SUPPRESS, help="clip the gradient norm to this; 'none' to switch off (1.0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default=None, help="default auto: CUDA, then MPS, then CPU")
+    p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default=None, help="default auto: bf16 autocast on CUDA, fp32 elsewhere")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_train)
 
     args = parser.parse_args(argv)
     return args.func(args)
