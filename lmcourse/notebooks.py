@@ -179,11 +179,67 @@ def execute(path: Path, *, timeout: int = 600, threads: int = DEFAULT_THREADS, s
     if ok and save:
         for cell in nb.cells:
             cell.get("metadata", {}).pop("execution", None)
-        # Widget state is a snapshot of live kernel objects (model ids, PNGs): large and
-        # different on every run. Widgets render again when the cell is re-run.
-        nb.metadata.pop("widgets", None)
+        # nbclient collected the widgets' state (store_widget_state): keep what the stored
+        # outputs show, so GitHub, nbconvert and the site draw each widget as it was.
+        keep_shown_widgets(nb, path.name)
         write_atomic(path, dumps(nb))
     return RunResult(path, seconds, ok, error)
+
+
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_MODEL_REF = re.compile(r"IPY_MODEL_([0-9a-f]{32})")
+
+
+def shown_widgets(nb) -> list[str]:
+    """The model ids of the widget views a notebook's stored outputs display, in order."""
+    ids = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if view and view.get("model_id") not in ids:
+                ids.append(view["model_id"])
+    return ids
+
+
+def keep_shown_widgets(nb, name: str = "") -> dict:
+    """Trim nbclient's widget state (nb.metadata.widgets) to the models the outputs show, and give them stable ids.
+
+    nbclient records every widget the kernel made, shown or not (chapter 04 builds a second,
+    undisplayed explorer with its own PNG). Kept: each shown view and everything it references
+    (`IPY_MODEL_<id>`: children, layouts, styles), so a static renderer draws the widget as it was
+    at the end of the run. Model ids are random per run; they are renamed to ids derived from
+    `name` (the notebook's file name) and their order, so that re-running a notebook does not
+    rewrite its widget ids and two notebooks never share one. The metadata key is dropped when
+    nothing is shown. Returns the state kept (model id -> model).
+    """
+    import uuid
+
+    state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    order: list[str] = []
+    todo = shown_widgets(nb)
+    while todo:  # depth-first from each shown view, so the order depends on the outputs alone
+        mid = todo.pop(0)
+        if mid in order or mid not in state:
+            continue
+        order.append(mid)
+        todo[:0] = _MODEL_REF.findall(json.dumps(state[mid]["state"], sort_keys=True))
+    if not order:
+        nb.metadata.pop("widgets", None)
+        return {}
+    new_id = {old: uuid.uuid5(uuid.NAMESPACE_URL, f"lmcourse/{name}/{i}").hex for i, old in enumerate(order)}
+
+    def rename(text: str) -> str:
+        return _MODEL_REF.sub(lambda m: "IPY_MODEL_" + new_id.get(m.group(1), m.group(1)), text)
+
+    kept = {new_id[old]: json.loads(rename(json.dumps(state[old]))) for old in order}
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            view = out.get("data", {}).get(WIDGET_VIEW)
+            if view and view.get("model_id") in new_id:
+                view["model_id"] = new_id[view["model_id"]]
+    nb.metadata["widgets"] = {WIDGET_STATE: {"state": kept, "version_major": 2, "version_minor": 0}}
+    return kept
 
 
 def timings_file(root: Path) -> Path | None:
