@@ -81,6 +81,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "losses": ("lmcourse/losses.py", ["tests/test_losses.py"]),
     "embeddings": ("lmcourse/embeddings.py", ["tests/test_embeddings.py"]),
     "sequences": ("lmcourse/sequences.py", ["tests/test_sequences.py"]),
+    "metrics": ("lmcourse/metrics.py", ["tests/test_metrics.py"]),
 }
 
 # One thread per test process, always (this overrides make's THREADS=2). mutmut forks each mutant's
