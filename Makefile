@@ -26,7 +26,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 NBVAL := --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
 
-.PHONY: setup lab test unit notebooks-test exercises-test notebooks exercises readme doctor clean mutants
+.PHONY: setup lab test unit notebooks-test exercises-test notebooks exercises readme doctor clean mutants site
 
 setup: $(STAMP)
 
@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 10) else "lmcourse needs Python >= 3.10; found " + sys.version.split()[0])'
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q $(TORCH) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(BIN)/python -m pip install -q -e '.[dev,hf,lab]'
+	$(BIN)/python -m pip install -q -e '.[dev,hf,lab,site,browser]'
 	@# The name and display name every notebook's metadata carries, so that opening and saving a
 	@# notebook does not rewrite its kernelspec (tests/test_packaging.py pins the two together).
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3" >/dev/null
@@ -78,6 +78,12 @@ exercises: setup
 
 readme: setup
 	$(BIN)/lmcourse readme
+
+# The course website: the course map and every chapter with its stored outputs, as HTML in SITE
+# (open $(SITE)/index.html). Renders what is stored: `make notebooks` first to refresh outputs.
+SITE ?= build/site
+site: setup
+	$(BIN)/python -m lmcourse.site $(SITE)
 
 clean:
 	rm -rf $(VENV) *.egg-info build dist
