@@ -183,3 +183,207 @@ def test_any_object_with_the_fields_is_a_config():
 def test_bad_input_is_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+# ----------------------------------------------------------------------------- training memory
+
+MEMORY_CASES = {  # name -> (config, batch size, T, dtype)
+    "sdpa": (GPTConfig(vocab_size=97, block_size=32, n_layer=2, n_head=2, n_embd=32), 4, 32, torch.float32),
+    "written": (GPTConfig(vocab_size=97, block_size=32, n_layer=2, n_head=2, n_embd=32, attention="written"),
+                4, 32, torch.float32),
+    "written T<block, no bias, n_inner": (GPTConfig(vocab_size=50, block_size=64, n_layer=2, n_head=4, n_embd=32,
+                                                    bias=False, n_inner=48, attention="written"), 3, 40, torch.float32),
+    "relu, exact gelu": (GPTConfig(vocab_size=60, block_size=16, n_layer=3, n_head=1, n_embd=24, activation="relu"),
+                         2, 16, torch.float32),
+    "gelu erf": (GPTConfig(vocab_size=60, block_size=16, n_layer=1, n_head=3, n_embd=24, activation="gelu"),
+                 5, 7, torch.float32),
+    "bfloat16": (GPTConfig(vocab_size=97, block_size=32, n_layer=2, n_head=2, n_embd=32), 4, 32, torch.bfloat16),
+}
+
+# The estimate's total (all four parts held at once) against the measured peak of a step: over
+# it where the activations are a small part (gradients arrive as activations are freed: relu
+# case, 1.14), under it where one layer's attention backward is large next to the rest (its
+# B·H·T·T gradients coexist: the n_inner case, 0.90); GPTConfig.tiny() at B8 T128 is 0.99.
+PEAK_TOLERANCE = 0.20
+
+
+def _model_and_batch(config: GPTConfig, B: int, T: int, dtype: torch.dtype, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = GPT(config).to(dtype)
+    x = torch.randint(0, config.vocab_size, (B, T), generator=g)
+    y = torch.randint(0, config.vocab_size, (B, T), generator=g)
+    return model, (x, y)
+
+
+@pytest.mark.parametrize("name", list(MEMORY_CASES))
+def test_memory_estimate_against_the_measured_step(name):
+    config, B, T, dtype = MEMORY_CASES[name]
+    est = compute.training_memory(config, B, T, dtype=dtype)
+    got = compute.measured_training_memory(*_model_and_batch(config, B, T, dtype))
+    s = torch.empty((), dtype=dtype).element_size()
+    P = compute.param_count(config, non_embedding=False)
+    assert est["weights"] == got["weights"] == P * s
+    assert est["gradients"] == got["gradients"] == P * s
+    # AdamW's two running means, plus its `step` counter (one float32 scalar per parameter tensor)
+    n_tensors = len(list(GPT(config).parameters()))
+    assert est["optimiser"] == 2 * P * s == got["optimiser"] - 4 * n_tensors
+    # the per-layer formula is what autograd saves, to the byte, on this torch
+    assert est["activations"] == got["activations"]
+    assert est["total"] == sum(est[k] for k in ("weights", "gradients", "optimiser", "activations"))
+    assert abs(est["total"] / got["peak"] - 1) < PEAK_TOLERANCE, (est["total"], got["peak"])
+
+
+def test_the_written_path_stores_the_attention_weights_and_sdpa_does_not():
+    sdpa, B, T, _ = MEMORY_CASES["sdpa"]
+    written = dataclasses.replace(sdpa, attention="written")
+    L, H = sdpa.n_layer, sdpa.n_head
+    grow = compute.training_memory(written, B, T)["activations"] - compute.training_memory(sdpa, B, T)["activations"]
+    # three B·H·T·T float32 tensors per layer (scores, exp, weights), row max and denominator in
+    # float32 and two bool masks per row, the causal T·T bool mask; minus SDPA's log-sum-exp
+    assert grow == L * (B * T * (4 * (3 * H * T + 2 * H) + 2 * H) + T * T) - L * B * T * 4 * H
+    measured = [compute.measured_training_memory(*_model_and_batch(c, B, T, torch.float32))["activations"]
+                for c in (written, sdpa)]
+    assert measured[0] - measured[1] == grow
+
+
+def test_activations_grow_linearly_with_the_batch_and_the_weights_do_not():
+    config = GPTConfig.tiny()
+    one, four = (compute.training_memory(config, B, 128) for B in (1, 4))
+    assert four["weights"] == one["weights"] and four["optimiser"] == one["optimiser"]
+    constant = 8 * 128 + 4  # the positions (int64) and the loss's scalar weight, once per step
+    assert four["activations"] - constant == 4 * (one["activations"] - constant)
+
+
+def test_optimizer_states_and_dtype_scale_the_parameter_terms():
+    config = GPTConfig.tiny()
+    P = compute.param_count(config, non_embedding=False)
+    assert compute.training_memory(config, 1, 8, optimizer="sgd")["optimiser"] == 0
+    assert compute.training_memory(config, 1, 8, optimizer="adam")["optimiser"] == 8 * P
+    half = compute.training_memory(config, 1, 8, dtype=torch.bfloat16)
+    assert half["weights"] == half["gradients"] == 2 * P and half["optimiser"] == 4 * P
+
+
+def test_measured_sgd_has_no_optimiser_state():
+    config, B, T, dtype = MEMORY_CASES["sdpa"]
+    got = compute.measured_training_memory(*_model_and_batch(config, B, T, dtype), optimizer="sgd")
+    est = compute.training_memory(config, B, T, optimizer="sgd")
+    assert got["optimiser"] == est["optimiser"] == 0
+    assert got["activations"] == est["activations"]
+    assert abs(est["total"] / got["peak"] - 1) < PEAK_TOLERANCE
+
+
+def test_measuring_leaves_the_model_and_the_random_state_alone():
+    config, B, T, dtype = MEMORY_CASES["sdpa"]
+    model, batch = _model_and_batch(config, B, T, dtype)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.eval()
+    torch.manual_seed(3)
+    expected = torch.rand(2)
+    torch.manual_seed(3)
+    compute.measured_training_memory(model, batch)
+    assert torch.equal(torch.rand(2), expected)
+    assert not model.training
+    assert all(p.grad is None for p in model.parameters())
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_the_live_bytes_mode_counts_storages_once_and_sees_them_freed():
+    x = torch.ones(10)
+    with compute._live_bytes_mode({x.untyped_storage().data_ptr()}) as live:
+        a = x * 2  # 40 bytes
+        v = a[2:].view(2, 4)  # a view: no new storage
+        b = torch.empty(100, dtype=torch.float64)  # 800 bytes
+        x.add_(1)  # in place on a known storage: not counted
+        assert live.live == 840 and v.shape == (2, 4)
+        del b
+        assert live.live == 40
+        c = torch.zeros(5)  # 20 bytes
+        del a, v
+        assert live.live == 20
+        del c
+    assert live.live == 0 and live.peak == 840
+
+
+def test_the_memory_table_prints_estimate_and_measurement(capsys):
+    config, B, T, _ = MEMORY_CASES["sdpa"]
+    compute._print_memory_table({"small": (config, B, T)})
+    header, row = capsys.readouterr().out.splitlines()
+    assert header.split() == ["case", "act", "est", "act", "meas", "total", "est", "peak", "meas", "est/peak"]
+    act_est, act_meas, total, peak, ratio = (float(v) for v in row.split()[1:])
+    assert act_est == act_meas == pytest.approx(compute.training_memory(config, B, T)["activations"] / 1e6, abs=1e-3)
+    assert total == pytest.approx(compute.training_memory(config, B, T)["total"] / 1e6, abs=1e-3)
+    assert ratio == pytest.approx(total / peak, abs=2e-3) and abs(ratio - 1) < PEAK_TOLERANCE
+
+
+# ----------------------------------------------------------------------------- time, money and MFU
+
+def test_gpt3_costs_3_15e23_flops_priced_at_a_stated_throughput():
+    flops = 6 * compute.GPT3_PARAMS * compute.GPT3_TOKENS
+    assert flops == pytest.approx(3.15e23, rel=1e-12)
+    a100 = compute.training_cost(flops, peak_flops_per_s=compute.A100_BF16_FLOPS, utilisation=0.4,
+                                 price_per_hour=2.0, n_gpus=1024)
+    seconds = 3.15e23 / (1024 * 0.4 * 312e12)
+    assert a100["seconds"] == pytest.approx(seconds, rel=1e-12)
+    assert a100["days"] == pytest.approx(28.53, abs=0.01)  # about four weeks on 1024 A100s
+    assert a100["gpu_hours"] == pytest.approx(3.15e23 / (0.4 * 312e12) / 3600, rel=1e-12)  # 701,122
+    assert round(a100["gpu_hours"]) == 701_122
+    assert a100["cost"] == pytest.approx(2.0 * a100["gpu_hours"], rel=1e-12)
+    # the same work on V100s (125 TFLOP/s) takes 312/125 times the GPU-hours; the GPU count
+    # changes the days, never the GPU-hours
+    v100 = compute.training_cost(flops, peak_flops_per_s=compute.V100_FP16_FLOPS, utilisation=0.4)
+    assert v100["gpu_hours"] == pytest.approx(a100["gpu_hours"] * 312 / 125, rel=1e-12)
+    assert v100["cost"] is None and v100["seconds"] == pytest.approx(v100["gpu_hours"] * 3600, rel=1e-12)
+    assert compute.training_cost(0, peak_flops_per_s=1e12, utilisation=0.5)["seconds"] == 0.0
+
+
+def test_mfu_is_achieved_model_flops_over_the_peak():
+    config = GPTConfig.tiny()
+    per_token = compute.flops_per_token(config, 128, training=True)
+    assert compute.mfu(1000, config, 128, 1e12) == pytest.approx(1000 * per_token / 1e12, rel=1e-12)
+    assert compute.mfu(2000, config, 128, 1e12) == pytest.approx(2 * compute.mfu(1000, config, 128, 1e12), rel=1e-12)
+    assert compute.mfu(1000, config, 64, 1e12) < compute.mfu(1000, config, 128, 1e12)  # less attention work
+    assert compute.mfu(0, config, 128, 1e12) == 0.0
+
+
+def test_matmul_peak_measures_a_positive_finite_rate():
+    rate = compute.matmul_peak(16, repeats=2, warmup=1)
+    assert isinstance(rate, float) and 0 < rate < float("inf")
+    assert compute.matmul_peak(8, dtype=torch.float64, repeats=1, warmup=0) > 0
+
+
+@pytest.mark.parametrize(
+    "call,match",
+    [
+        (lambda: compute.training_memory(GPTConfig.tiny(), 0, 8), "batch_size"),
+        (lambda: compute.training_memory(GPTConfig.tiny(), 2, 200), "block_size=128"),
+        (lambda: compute.training_memory(GPTConfig.tiny(), 2, 8, optimizer="lion"), "optimizer"),
+        (lambda: compute.training_memory(GPTConfig.tiny(), 2, 8, dtype=torch.int64), "dtype"),
+        (lambda: compute.training_memory(GPTConfig.tiny(), 2, 8, dtype="float32"), "dtype"),
+        (lambda: compute.training_memory(GPTConfig.tiny(), 2, 8, activations="checkpoint"), "activations"),
+        (lambda: compute.training_memory(GPTConfig.tiny(dropout=0.1), 2, 8), "dropout"),
+        (lambda: compute.training_memory(SimpleNamespace(vocab_size=10, block_size=4, n_layer=1, n_embd=8), 1, 4),
+         "n_head"),
+        (lambda: compute.measured_training_memory(object(), None), "nn.Module"),
+        (lambda: compute.measured_training_memory(GPT(MEMORY_CASES["sdpa"][0]), torch.zeros(2, 4)), "pair"),
+        (lambda: compute.measured_training_memory(GPT(MEMORY_CASES["sdpa"][0]),
+                                                  (torch.zeros(1, 4, dtype=torch.long),) * 2, optimizer="lion"),
+         "optimizer"),
+        (lambda: compute.training_cost(-1, peak_flops_per_s=1e12, utilisation=0.4), "flops"),
+        (lambda: compute.training_cost(1e20, peak_flops_per_s=0, utilisation=0.4), "peak_flops_per_s"),
+        (lambda: compute.training_cost(1e20, peak_flops_per_s=1e12, utilisation=1.5), "utilisation"),
+        (lambda: compute.training_cost(1e20, peak_flops_per_s=1e12, utilisation=0), "utilisation"),
+        (lambda: compute.training_cost(1e20, peak_flops_per_s=1e12, utilisation=0.4, n_gpus=0), "n_gpus"),
+        (lambda: compute.training_cost(1e20, peak_flops_per_s=1e12, utilisation=0.4, price_per_hour=-2), "price"),
+        (lambda: compute.mfu(-5, GPTConfig.tiny(), 128, 1e12), "tokens_per_s"),
+        (lambda: compute.mfu(5, GPTConfig.tiny(), 128, float("nan")), "peak_flops_per_s"),
+        (lambda: compute.mfu(5, GPTConfig.tiny(), 0, 1e12), "T"),
+        (lambda: compute.matmul_peak(0), "n"),
+        (lambda: compute.matmul_peak(8, repeats=0), "repeats"),
+        (lambda: compute.matmul_peak(8, warmup=-1), "warmup"),
+        (lambda: compute.matmul_peak(8, dtype=torch.int32), "dtype"),
+    ],
+)
+def test_bad_input_to_the_second_part_is_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
