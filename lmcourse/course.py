@@ -206,9 +206,16 @@ def colab_url(path: str) -> str:
     return f"https://colab.research.google.com/github/{REPO_SLUG}/blob/{BRANCH}/{path}"
 
 
+# The extras the chapters import at run time (chapter 06 loads all-MiniLM-L6-v2 from `hf`): the
+# Colab cell installs them, and so does the installed-wheel test. tests/test_packaging.py checks
+# that every chapter's imports are covered by the core requirements and these, and that each is used.
+CHAPTER_EXTRAS: tuple[str, ...] = ("hf",)
+
+
 def pip_spec() -> str:
-    """What `pip install` needs to fetch the library on Colab."""
-    return f"lmcourse @ git+https://github.com/{REPO_SLUG}@{BRANCH}"
+    """What `pip install` needs to fetch the library, with the extras chapters use, on Colab."""
+    extras = f"[{','.join(CHAPTER_EXTRAS)}]" if CHAPTER_EXTRAS else ""
+    return f"lmcourse{extras} @ git+https://github.com/{REPO_SLUG}@{BRANCH}"
 
 
 BADGE = "https://colab.research.google.com/assets/colab-badge.svg"

@@ -93,7 +93,8 @@ def set_plot_style() -> None:
 
 
 def setup(seed: int = 0, threads: int | None = None) -> Setup:
-    """Seed Python, NumPy and torch, pick the device, set the plot style.
+    """Seed Python, NumPy and torch, pick the device, set the plot style (and, on Colab only,
+    switch on its widget manager: `enable_colab_widgets`).
 
     `threads` pins torch's intra-op thread count; by default it comes from the
     LMCOURSE_NUM_THREADS environment variable (set by `make test` and `make notebooks`,
