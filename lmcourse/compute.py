@@ -44,6 +44,8 @@ The second part (chapter 13) turns the counts into what training needs:
   GPU-hours and a price at a stated peak throughput and utilisation;
 - efficiency: `mfu`, the model-FLOPs utilisation of a measured tokens/s, against a peak such
   as `matmul_peak`, this machine's measured fp32 matrix-product FLOP/s.
+`python -m lmcourse.compute` prints the FLOP table, then estimate against measurement for the
+memory of a step, then GPT-3's cost on each accelerator of the datasheet constants below.
 """
 from __future__ import annotations
 
@@ -621,6 +623,24 @@ def _print_memory_table(cases: dict[str, tuple[Any, int, int]] | None = None) ->
               f"{est['total'] / 1e6:10.3f} {got['peak'] / 1e6:10.3f} {est['total'] / got['peak']:8.3f}")
 
 
+def _print_cost_table(price_per_hour: float | None = None, n_gpus: int = 1024, utilisation: float = 0.4) -> None:
+    """`python -m lmcourse.compute`: GPT-3's 6·N·D FLOPs on n_gpus accelerators at each datasheet peak.
+
+    One row per accelerator: its datasheet peak, GPU-hours, wall-clock days and, with a
+    price_per_hour (an assumption, per accelerator-hour), the cost. Nothing here is measured.
+    """
+    flops = 6 * GPT3_PARAMS * GPT3_TOKENS
+    print(f"GPT-3: 6 x {GPT3_PARAMS:.3g} parameters x {GPT3_TOKENS:.3g} tokens = {flops:.3g} FLOPs, "
+          f"at {utilisation:.0%} of the datasheet peak on {n_gpus} GPUs")
+    print(f"{'GPU':18} {'peak TFLOP/s':>12} {'GPU-hours':>11} {'days':>7} {'cost':>12}")
+    gpus = (("V100 FP16", V100_FP16_FLOPS), ("A100 BF16", A100_BF16_FLOPS), ("H100 SXM BF16", H100_BF16_FLOPS))
+    for name, peak in gpus:
+        c = training_cost(flops, peak_flops_per_s=peak, utilisation=utilisation, price_per_hour=price_per_hour,
+                          n_gpus=n_gpus)
+        cost = "-" if c["cost"] is None else f"{c['cost']:.3g}"
+        print(f"{name:18} {peak / 1e12:12.0f} {c['gpu_hours']:11.3g} {c['days']:7.1f} {cost:>12}")
+
+
 def _print_flop_table(configs: dict[str, Any] | None = None) -> None:
     """`python -m lmcourse.compute`: the formula against FlopCounterMode on small real models.
 
@@ -652,3 +672,5 @@ if __name__ == "__main__":
     _print_flop_table()
     print()
     _print_memory_table()
+    print()
+    _print_cost_table()

@@ -387,3 +387,13 @@ def test_matmul_peak_measures_a_positive_finite_rate():
 def test_bad_input_to_the_second_part_is_named(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_the_cost_table_prints_gpt3_on_each_accelerator(capsys):
+    compute._print_cost_table(price_per_hour=2.0, n_gpus=1024, utilisation=0.4)
+    title, header, *rows = capsys.readouterr().out.splitlines()
+    assert "3.15e+23 FLOPs" in title and "1024 GPUs" in title
+    assert header.split() == ["GPU", "peak", "TFLOP/s", "GPU-hours", "days", "cost"]
+    a100 = next(r for r in rows if r.startswith("A100")).split()
+    assert a100[2:] == ["312", "7.01e+05", "28.5", "1.4e+06"]  # $1.4M at an assumed $2 per GPU-hour
+    assert [r.split()[0] for r in rows] == ["V100", "A100", "H100"]
