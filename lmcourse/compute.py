@@ -262,8 +262,9 @@ def training_memory(
                            bytes each), + the causal mask, T·T bools per layer (not per token)
                            (q, k, v here are copies, since the batched matmul needs them contiguous)
       once, the head:    ln_f (2d + 2), the log-softmax of the logits (V) that the loss keeps,
-                         the token ids and the targets (8 bytes each, int64), T positions (8·T
-                         bytes) and the loss's scalar weight (s)
+                         the token ids and the targets (8 bytes each, int64), and the loss's
+                         scalar weight (s) once per step (the position embeddings are a slice
+                         of wpe, a view of a parameter: nothing new is saved)
 
     so with f = 4d and SDPA a layer saves (16d + 4)·s + 4H bytes a token: the activations grow
     with batch_size·T·n_layer·d, and with the written path also with batch_size·n_layer·H·T²,
@@ -312,7 +313,7 @@ def training_memory(
         layer += (3 * H * T + 2 * H) * s + 2 * H
     head = (2 * d + 2 + V) * s + 8 + 8
     tokens = batch_size * T
-    acts = tokens * (L * layer + head) + 8 * T + s
+    acts = tokens * (L * layer + head) + s
     if attention == "written":
         acts += L * T * T
 
