@@ -29,6 +29,7 @@ __all__ = [
     "merge_heads",
     "MultiHeadAttention",
     "CausalSelfAttention",
+    "KVCache",
     "ATTENTION_PATHS",
 ]
 
@@ -296,6 +297,13 @@ class MultiHeadAttention(nn.Module):
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         q, k, v = self._project(query, key, value)  # (B, Tq, C), (B, Tk, C), (B, Tk, C)
         q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
+        return self._attend(q, k, v, mask, is_causal, return_weights)
+
+    def _attend(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+        mask: torch.Tensor | None, is_causal: bool, return_weights: bool,
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Per-head attention (B, nh, Tq, hs) on the chosen path, heads merged, output projection."""
         att = None
         if self.attention == "written" or return_weights:
             y, att = scaled_dot_product_attention(q, k, v, mask=mask, is_causal=is_causal, return_weights=True)
@@ -305,7 +313,9 @@ class MultiHeadAttention(nn.Module):
             y = _fast_attention(q, k, v, mask, is_causal, self.dropout if self.training else 0.0)
         y = merge_heads(y)  # (B, Tq, C)
         if self.c_proj is not None:
-            y = self.resid_dropout(self.c_proj(y))
+            y = self.c_proj(y)
+            if self.training and self.resid_dropout.p > 0:
+                y = self.resid_dropout(y)
         return (y, att) if return_weights else y
 
 
@@ -315,9 +325,14 @@ class CausalSelfAttention(MultiHeadAttention):
     Build it from a config with `n_embd` and `n_head` (and optionally `bias`, `dropout`,
     `attention`), or from the numbers: `CausalSelfAttention(n_embd, n_head, bias=True,
     dropout=0.0, attention="written")`.
-    `forward(x, mask=None, return_weights=False)` maps (B, T, C) -> (B, T, C); an optional
-    bool `mask` (True = keep, broadcastable to (B, n_head, T, T), e.g. padding) is combined
-    with the causal mask. Derived in chapters/04_self_attention.ipynb.
+    `forward(x, mask=None, return_weights=False, cache=None)` maps (B, T, C) -> (B, T, C); an
+    optional bool `mask` (True = keep, broadcastable to (B, n_head, T, T), e.g. padding) is
+    combined with the causal mask. With `cache` (one layer of a `KVCache`, `cache.layer(i)`),
+    x holds only the T *new* positions: their keys and values are written into the cache
+    after the S already there, and the queries attend to all S + T keys, query i seeing keys
+    j <= S + i (the causal mask shifted by S; `mask` then broadcasts to (B, n_head, T, S + T)).
+    The cache's length is advanced by its owner (GPT, once every layer has run).
+    Derived in chapters/04_self_attention.ipynb; the cache in chapters/08_generation.ipynb.
     """
 
     def __init__(
@@ -347,8 +362,155 @@ class CausalSelfAttention(MultiHeadAttention):
         super().__init__(n_embd, n_head, bias=bias, dropout=dropout, attention=attention)
 
     def forward(  # type: ignore[override]
-        self, x: torch.Tensor, mask: torch.Tensor | None = None, return_weights: bool = False
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        return_weights: bool = False,
+        cache: "_LayerKV | None" = None,
     ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         if x.ndim != 3 or x.shape[-1] != self.n_embd:
             raise ValueError(f"x must have shape (B, T, C={self.n_embd}), got {tuple(x.shape)}")
-        return super().forward(x, mask=mask, is_causal=True, return_weights=return_weights)
+        if cache is None:
+            return super().forward(x, mask=mask, is_causal=True, return_weights=return_weights)
+        if not isinstance(cache, _LayerKV):
+            raise ValueError(f"cache must be one layer of a KVCache (cache.layer(i)), got {type(cache).__name__}")
+        q, k, v = self._project(x, None, None)  # (B, T, C) each
+        q, k, v = (split_heads(t, self.n_head) for t in (q, k, v))  # (B, nh, T, hs)
+        k, v = cache.write(k, v)  # (B, nh, S + T, hs): the cached past and the new positions
+        T, S = q.shape[2], k.shape[2] - q.shape[2]
+        if S == 0:  # nothing cached yet: plain causal attention (SDPA's is_causal, no mask built)
+            return self._attend(q, k, v, mask, True, return_weights)
+        if T > 1:  # several new queries after S cached keys: query i sees keys j <= S + i
+            keep = torch.ones(T, S + T, dtype=torch.bool, device=q.device).tril(diagonal=S)
+            mask = keep if mask is None else mask & keep
+        # T == 1: the one new query sees every key, so no mask at all (SDPA's fastest case)
+        return self._attend(q, k, v, mask, False, return_weights)
+
+
+class _LayerKV:
+    """One layer's slice of a KVCache: views k, v (B, nh, max_len, hs) into the cache's tensors."""
+
+    __slots__ = ("k", "v", "_owner")
+
+    def __init__(self, k: torch.Tensor, v: torch.Tensor, owner: "KVCache") -> None:
+        self.k, self.v, self._owner = k, v, owner
+
+    def write(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copy the new keys and values (B, nh, T, hs) in after the cached ones, in place; return
+        views of everything filled so far, (B, nh, S + T, hs). Nothing is allocated."""
+        S, T = self._owner.length, k.shape[2]
+        if k.shape[:2] != self.k.shape[:2] or k.shape[3] != self.k.shape[3]:
+            raise ValueError(
+                f"keys of shape {tuple(k.shape)} do not fit a cache of (B, n_head, max_len, head_size) = {tuple(self.k.shape)}"
+            )
+        if k.dtype != self.k.dtype or k.device != self.k.device:
+            raise ValueError(f"the cache holds {self.k.dtype} on {self.k.device}, the keys are {k.dtype} on {k.device}")
+        if S + T > self.k.shape[2]:
+            raise ValueError(f"the KV cache is full: {S} cached + {T} new positions > its max_len={self.k.shape[2]}")
+        self.k[:, :, S:S + T] = k
+        self.v[:, :, S:S + T] = v
+        return self.k[:, :, :S + T], self.v[:, :, :S + T]
+
+
+class KVCache:
+    """The keys and values every layer has computed so far, so that generating one more token
+    runs the model on that one token instead of the whole sequence again.
+
+    Pre-allocated once, for n_layer layers: keys and values are each one tensor of shape
+    (n_layer, B, n_head, max_len, head_size); `layer(i)` hands layer i its (B, n_head, max_len,
+    head_size) views, into which new positions are copied in place, so nothing is allocated
+    per token. `length` is the number of positions filled (the next one's position index);
+    GPT.forward advances it. The memory it holds is 2 (keys and values) * n_layer * n_embd
+    numbers per position per sequence: `bytes_per_token`. Build one for a model with
+    `KVCache.for_model(model, batch_size, max_len)`.
+    Derived in chapters/08_generation.ipynb.
+    """
+
+    def __init__(
+        self,
+        n_layer: int,
+        batch_size: int,
+        n_head: int,
+        max_len: int,
+        head_size: int,
+        *,
+        dtype: torch.dtype = torch.float32,
+        device: torch.device | str | None = None,
+    ) -> None:
+        for name, n in (("n_layer", n_layer), ("batch_size", batch_size), ("n_head", n_head),
+                        ("max_len", max_len), ("head_size", head_size)):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ValueError(f"KVCache: {name} must be a positive int, got {n!r}")
+        if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+            raise ValueError(f"KVCache: dtype must be a floating-point torch.dtype, got {dtype!r}")
+        shape = (n_layer, batch_size, n_head, max_len, head_size)
+        self.k = torch.zeros(shape, dtype=dtype, device=device)
+        self.v = torch.zeros(shape, dtype=dtype, device=device)
+        self.length = 0
+        self._layers = [_LayerKV(self.k[i], self.v[i], self) for i in range(n_layer)]
+
+    @classmethod
+    def for_model(
+        cls, model: nn.Module, batch_size: int, max_len: int | None = None, *, dtype: torch.dtype | None = None
+    ) -> "KVCache":
+        """A cache shaped for a GPT (anything with a `.config` holding n_layer, n_head, n_embd,
+        block_size): max_len defaults to, and may not exceed, block_size; dtype and device
+        default to the model's."""
+        cfg = getattr(model, "config", None)
+        if cfg is None or not all(hasattr(cfg, a) for a in ("n_layer", "n_head", "n_embd", "block_size")):
+            raise ValueError(f"KVCache.for_model needs a GPT (a .config with n_layer, n_head, n_embd, block_size), got {type(model).__name__}")
+        max_len = cfg.block_size if max_len is None else max_len
+        if isinstance(max_len, int) and not isinstance(max_len, bool) and max_len > cfg.block_size:
+            raise ValueError(f"KVCache max_len={max_len} exceeds the model's block_size={cfg.block_size} (it has no positions beyond)")
+        p = next(model.parameters())
+        return cls(cfg.n_layer, batch_size, cfg.n_head, max_len, cfg.n_embd // cfg.n_head,
+                   dtype=p.dtype if dtype is None else dtype, device=p.device)
+
+    @property
+    def n_layer(self) -> int:
+        return self.k.shape[0]
+
+    @property
+    def batch_size(self) -> int:
+        return self.k.shape[1]
+
+    @property
+    def max_len(self) -> int:
+        return self.k.shape[3]
+
+    @property
+    def bytes_per_token(self) -> int:
+        """Bytes held per position of one sequence: 2 * n_layer * n_head * head_size * element size."""
+        L, _, nh, _, hs = self.k.shape
+        return 2 * L * nh * hs * self.k.element_size()
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes allocated in all (keys and values, every position up to max_len)."""
+        return self.k.nbytes + self.v.nbytes
+
+    def layer(self, i: int) -> _LayerKV:
+        return self._layers[i]
+
+    def advance(self, T: int) -> None:
+        """Mark T more positions as filled (called once all layers have written them)."""
+        if self.length + T > self.max_len:
+            raise ValueError(f"the KV cache is full: {self.length} cached + {T} new positions > its max_len={self.max_len}")
+        self.length += T
+
+    def reset(self) -> None:
+        """Forget every position (the memory stays allocated, to be overwritten)."""
+        self.length = 0
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep sequence index[b] in row b (beam search: each surviving beam takes its parent's past).
+        Only the filled positions are gathered."""
+        n = self.length
+        if n:
+            for t in (self.k, self.v):
+                t[:, :, :, :n] = t[:, index, :, :n]
+
+    def __repr__(self) -> str:
+        L, B, nh, T, hs = self.k.shape
+        return (f"KVCache(n_layer={L}, batch_size={B}, n_head={nh}, max_len={T}, head_size={hs}, "
+                f"length={self.length}, dtype={self.k.dtype})")

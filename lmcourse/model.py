@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lmcourse.attention import ATTENTION_PATHS, CausalSelfAttention, MultiHeadAttention
+from lmcourse.attention import ATTENTION_PATHS, CausalSelfAttention, KVCache, MultiHeadAttention
 from lmcourse.embeddings import sinusoidal_positions
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "MLP",
     "Block",
     "GPT",
+    "KVCache",
     "EncoderConfig",
     "EncoderOutput",
     "EncoderLayer",
@@ -221,7 +222,8 @@ class MLP(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.c_proj(self.act(self.c_fc(x))))  # (B, T, C) -> (B, T, d_ff) -> (B, T, C)
+        y = self.c_proj(self.act(self.c_fc(x)))  # (B, T, C) -> (B, T, d_ff) -> (B, T, C)
+        return self.dropout(y) if self.training and self.dropout.p > 0 else y
 
 
 class Block(nn.Module):
@@ -239,8 +241,9 @@ class Block(nn.Module):
         self.ln_2 = LayerNorm(config.n_embd, bias=config.bias, eps=config.layer_norm_eps)
         self.mlp = MLP(config.n_embd, config.d_ff, config.bias, config.dropout, config.activation)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x))  # (B, T, C)
+    def forward(self, x: torch.Tensor, cache: Any = None) -> torch.Tensor:
+        # cache: this layer's slice of a KVCache (x then holds only the new positions)
+        x = x + (self.attn(self.ln_1(x)) if cache is None else self.attn(self.ln_1(x), cache=cache))  # (B, T, C)
         x = x + self.mlp(self.ln_2(x))
         return x
 
@@ -261,7 +264,8 @@ def _check_ids(
     if max_len is not None and T > max_len:
         raise ValueError(f"{name} has length T={T}, longer than the context {what}={max_len}")
     if ids.numel():
-        lo, hi = int(ids.min()), int(ids.max())
+        # one fused pass (and one sync) for both ends: this runs on every forward
+        lo, hi = (int(t) for t in torch.aminmax(ids))
         if lo < 0 or hi >= vocab_size:
             raise ValueError(
                 f"{name} must lie in [0, {vocab_size - 1}] ({vocab_name}={vocab_size}), got min={lo}, max={hi}"
@@ -275,8 +279,13 @@ def _check_targets(targets: Any, like: torch.Tensor, vocab_size: int, like_name:
         raise ValueError(f"targets must be an integer tensor (torch.long or torch.int32), got {got}")
     if targets.shape != like.shape:
         raise ValueError(f"targets must have the shape of {like_name} {tuple(like.shape)}, got {tuple(targets.shape)}")
-    bad = (targets != IGNORE_INDEX) & ((targets < 0) | (targets >= vocab_size))
-    if bad.any():
+    if not targets.numel():
+        return
+    # IGNORE_INDEX is -1, next to the valid range [0, V): the targets are valid exactly when
+    # they lie in [-1, V), so both ends of one fused min/max pass decide it
+    lo, hi = (int(t) for t in torch.aminmax(targets))
+    if lo < IGNORE_INDEX or hi >= vocab_size:
+        bad = (targets != IGNORE_INDEX) & ((targets < 0) | (targets >= vocab_size))
         raise ValueError(
             f"targets must lie in [0, {vocab_size - 1}] (vocab_size={vocab_size}) or be {IGNORE_INDEX} (ignored), "
             f"got {sorted(set(targets[bad].tolist()))[:5]}"
@@ -313,6 +322,14 @@ class GPT(nn.Module):
     model instead), gives loss = mean cross-entropy over the targets that are not -1; -1 marks
     a position to ignore (padding). When every target is -1 the loss is nan (0 / 0) with a
     zero gradient, exactly as F.cross_entropy. Without targets, loss is None.
+
+    `forward(idx, cache=cache)` with a `KVCache` (`KVCache.for_model(model, B)`) runs only the
+    new tokens idx (B, T): they take positions cache.length .. cache.length + T - 1, attend to
+    the cached past and to each other causally, and are appended to the cache; the logits
+    (B, T, V) are those of the new positions, equal (to float rounding) to the last T rows of
+    a full forward over the whole sequence. A cache that cannot hold T more positions is an
+    error naming its max_len. Derived in chapters/06_transformer.ipynb; the cache in
+    chapters/08_generation.ipynb.
     """
 
     def __init__(self, config: GPTConfig) -> None:
@@ -339,6 +356,23 @@ class GPT(nn.Module):
             if name.endswith("c_proj.weight"):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * config.n_layer))
 
+    def _check_cache(self, cache: Any, idx: Any) -> int:
+        """The cache must be a KVCache shaped for this model and idx's batch; returns its length."""
+        cfg = self.config
+        if not isinstance(cache, KVCache):
+            raise ValueError(f"cache must be a KVCache (KVCache.for_model(model, batch_size)), got {type(cache).__name__}")
+        want = (cfg.n_layer, cfg.n_head, cfg.head_size)
+        got = (cache.n_layer, cache.k.shape[2], cache.k.shape[4])
+        if got != want:
+            raise ValueError(f"cache has (n_layer, n_head, head_size) = {got}, the model {want}")
+        if isinstance(idx, torch.Tensor) and idx.ndim == 2 and idx.shape[0] != cache.batch_size:
+            raise ValueError(f"idx has batch size {idx.shape[0]}, the cache was built for {cache.batch_size}")
+        if isinstance(idx, torch.Tensor) and idx.ndim == 2 and cache.length + idx.shape[1] > cache.max_len:
+            raise ValueError(
+                f"the KV cache is full: {cache.length} cached + {idx.shape[1]} new positions > its max_len={cache.max_len}"
+            )
+        return cache.length
+
     def num_params(self, non_embedding: bool = True) -> int:
         """Number of parameters (the tied lm_head counted once). non_embedding=True leaves out the
         token and position tables wte and wpe, as Kaplan et al.'s N."""
@@ -348,17 +382,27 @@ class GPT(nn.Module):
         return n
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None
+        self, idx: torch.Tensor, targets: torch.Tensor | None = None, *, cache: KVCache | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         cfg = self.config
-        _check_ids("idx", idx, cfg.vocab_size, cfg.block_size)
+        start = 0 if cache is None else self._check_cache(cache, idx)
+        _check_ids("idx", idx, cfg.vocab_size, cfg.block_size - start,
+                   what="block_size" if cache is None else f"block_size - cache.length = {cfg.block_size} - {start}")
         if targets is not None:
             _check_targets(targets, idx, cfg.vocab_size, "idx")
         T = idx.shape[1]
-        pos = torch.arange(T, device=idx.device)  # (T,)
-        x = self.transformer.drop(self.transformer.wte(idx) + self.transformer.wpe(pos))  # (B, T, C)
-        for block in self.transformer.h:
-            x = block(x)
+        # position embeddings of positions start .. start+T-1: a slice of the table, which is
+        # wpe(arange) without building the arange or running a gather (and its backward)
+        x = self.transformer.wte(idx) + self.transformer.wpe.weight[start:start + T]  # (B, T, C)
+        if self.training and self.transformer.drop.p > 0:
+            x = self.transformer.drop(x)
+        if cache is None:
+            for block in self.transformer.h:
+                x = block(x)
+        else:
+            for i, block in enumerate(self.transformer.h):
+                x = block(x, cache=cache.layer(i))
+            cache.advance(T)
         x = self.transformer.ln_f(x)
         logits = self.lm_head(x)  # (B, T, V)
         loss = None if targets is None else _lm_loss(logits, targets)
