@@ -47,7 +47,7 @@ CSS = """
 .lmc-bar .lmc-colab { margin-left: auto; }
 .lmc-bar .lmc-colab img { vertical-align: middle; }
 .lmc-sections { font-family: var(--jp-ui-font-family, sans-serif); font-size: 14px; margin: 12px 16px; }
-.lmc-sections ol { margin: 4px 0; }
+.lmc-sections ul { margin: 4px 0; list-style: none; padding-left: 1.2em; }
 .lmc-footer { display: flex; justify-content: space-between; padding: 16px; border-top: 1px solid var(--jp-border-color2, #ddd);
   font-family: var(--jp-ui-font-family, sans-serif); font-size: 14px; }
 .lmc-index { max-width: 60em; margin: 0 auto; padding: 16px; font-family: var(--jp-ui-font-family, sans-serif); }
@@ -205,7 +205,8 @@ def _nav(pages: list[Page], current: Page | None) -> str:
 def _sections(found: list[tuple[int, str, str]]) -> str:
     items = "".join(f'<li><a href="#{html.escape(hid, quote=True)}">{html.escape(text)}</a></li>'
                     for level, hid, text in found if level == 2)
-    return f'<details class="lmc-sections" open><summary>On this page</summary><ol>{items}</ol></details>' if items else ""
+    # a list without numbers: the course's headings carry their own ("3. Why divide by ...")
+    return f'<details class="lmc-sections" open><summary>On this page</summary><ul>{items}</ul></details>' if items else ""
 
 
 def _footer(pages: list[Page], current: Page) -> str:

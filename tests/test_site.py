@@ -308,7 +308,7 @@ def test_a_chapter_page_in_chromium(site):
         from playwright.sync_api import sync_playwright
     except ImportError:
         sync_playwright = None
-    executable = shutil.which("chromium") or shutil.which("chromium-browser")
+    executable = next(filter(None, map(shutil.which, ("chromium", "google-chrome", "google-chrome-stable", "chromium-browser"))), None)
     if sync_playwright is None or executable is None:
         why = "Playwright for Python is not installed" if sync_playwright is None else "no Chromium on PATH (apt-get install chromium)"
         if os.environ.get("CI"):
