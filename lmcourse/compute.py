@@ -269,8 +269,9 @@ def training_memory(
     so with f = 4d and SDPA a layer saves (16d + 4)·s + 4H bytes a token: the activations grow
     with batch_size·T·n_layer·d, and with the written path also with batch_size·n_layer·H·T²,
     which is why fused attention (which recomputes the weights in the backward pass instead of
-    storing them) matters for long contexts. For torch 2.13 this is exact: it equals the bytes
-    `measured_training_memory` sees autograd save (tests/test_compute.py). It assumes
+    storing them) matters for long contexts. For torch 2.13 on CPU this is exact: it equals the
+    bytes `measured_training_memory` sees autograd save (tests/test_compute.py); CUDA's fused
+    attention kernels save about the same (q, k, v, output, log-sum-exp). It assumes
     dropout = 0 (a dropout > 0 keeps its masks too; ValueError) and that the step holds no
     logits beyond the loss (a caller who keeps `logits` alive adds batch_size·T·V·s).
 
