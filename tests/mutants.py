@@ -82,6 +82,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "embeddings": ("lmcourse/embeddings.py", ["tests/test_embeddings.py"]),
     "sequences": ("lmcourse/sequences.py", ["tests/test_sequences.py"]),
     "metrics": ("lmcourse/metrics.py", ["tests/test_metrics.py"]),
+    "safety": ("lmcourse/safety.py", ["tests/test_safety.py"]),
 }
 
 # One thread per test process, always (this overrides make's THREADS=2). mutmut forks each mutant's
