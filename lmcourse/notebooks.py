@@ -180,7 +180,7 @@ def execute(path: Path, *, timeout: int = 600, threads: int = DEFAULT_THREADS, s
         for cell in nb.cells:
             cell.get("metadata", {}).pop("execution", None)
         # nbclient collected the widgets' state (store_widget_state): keep what the stored
-        # outputs show, so GitHub, nbconvert and the site draw each widget as it was.
+        # outputs show, so a static renderer (nbconvert's HTML, the site) draws each widget as it was.
         keep_shown_widgets(nb, path.name)
         write_atomic(path, dumps(nb))
     return RunResult(path, seconds, ok, error)
