@@ -397,3 +397,24 @@ def test_the_cost_table_prints_gpt3_on_each_accelerator(capsys):
     a100 = next(r for r in rows if r.startswith("A100")).split()
     assert a100[2:] == ["312", "7.01e+05", "28.5", "1.4e+06"]  # $1.4M at an assumed $2 per GPU-hour
     assert [r.split()[0] for r in rows] == ["V100", "A100", "H100"]
+
+
+def test_the_cpu_peak_agrees_with_torchs_own_memory_tracker():
+    # an independent measurement: torch.distributed._tools.mem_tracker.MemTracker (private,
+    # hence the skip) also follows storages through a dispatch mode, and by module
+    mem_tracker = pytest.importorskip("torch.distributed._tools.mem_tracker")
+    config, B, T, dtype = MEMORY_CASES["written"]
+    model, (x, y) = _model_and_batch(config, B, T, dtype)
+    ours = compute.measured_training_memory(model, (x, y))["peak"]
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    model(x, y)[1].backward()  # as measured_training_memory: a first step makes AdamW's states
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    tracker = mem_tracker.MemTracker()
+    tracker.track_external(model, opt, x, y)
+    with tracker:
+        model(x, y)[1].backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    theirs = tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"]
+    assert abs(ours / theirs - 1) < 0.01, (ours, theirs)
