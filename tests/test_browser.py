@@ -166,6 +166,7 @@ def wait_idle(page, api, cells, timeout_ms: int = TIMEOUT_MS) -> None:
     pytest.fail(f"the notebook was still running after {timeout_ms / 1000:.0f} s")
 
 
+@pytest.mark.slow
 def test_explorer_chapter_runs_in_jupyterlab_and_its_widget_responds(lab):
     sync_playwright, executable = need_browser()
     url, saved, api = lab

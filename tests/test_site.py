@@ -303,6 +303,7 @@ def test_the_runner_stores_the_state_of_a_shown_widget(tmp_path):
 
 
 # -- a look at one page in a real browser ---------------------------------------------------------
+@pytest.mark.slow
 def test_a_chapter_page_in_chromium(site):
     try:
         from playwright.sync_api import sync_playwright
