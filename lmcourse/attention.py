@@ -407,9 +407,11 @@ class _LayerKV:
             raise ValueError(f"the cache holds {self.k.dtype} on {self.k.device}, the keys are {k.dtype} on {k.device}")
         if S + T > self.k.shape[2]:
             raise ValueError(f"the KV cache is full: {S} cached + {T} new positions > its max_len={self.k.shape[2]}")
-        self.k[:, :, S:S + T] = k
-        self.v[:, :, S:S + T] = v
-        return self.k[:, :, :S + T], self.v[:, :, :S + T]
+        # narrow + copy_: the same as self.k[:, :, S:S+T] = k, without Python's indexing machinery
+        # (this runs for every layer on every generated token)
+        self.k.narrow(2, S, T).copy_(k)
+        self.v.narrow(2, S, T).copy_(v)
+        return self.k.narrow(2, 0, S + T), self.v.narrow(2, 0, S + T)
 
 
 class KVCache:

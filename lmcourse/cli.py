@@ -233,8 +233,9 @@ def _train(args) -> int:
                  if getattr(args, k) is not None}
         if args.betas is not None:
             flags["betas"] = tuple(args.betas)
-        if "steps" in flags and "warmup_steps" not in flags:  # a short run keeps a tenth of its steps for warm-up
-            flags["warmup_steps"] = min(TrainConfig.warmup_steps, flags["steps"] // 10)
+        if "steps" in flags and "warmup_steps" not in flags and not args.resume:  # a short run warms up for a tenth
+            flags["warmup_steps"] = min(config.get("train", {}).get("warmup_steps", TrainConfig.warmup_steps),
+                                        flags["steps"] // 10)
         if hasattr(args, "grad_clip"):  # absent unless given: None is a value here (no clipping)
             flags["grad_clip"] = args.grad_clip
         if args.resume:
@@ -293,6 +294,41 @@ def _train(args) -> int:
     val = f", val loss {result.val_losses[-1]:.4f}" if result.val_losses else ""
     print(f"step {result.step}: train loss {result.losses[-1]:.4f}{val}; {result.tokens_per_s:,.0f} tokens/s, "
           f"{result.wall_s:.1f} s; checkpoint {result.checkpoint}")
+    return 0
+
+
+def _generate(args) -> int:
+    import torch
+
+    from .generation import generate
+    from .training import load_checkpoint, load_tokenizer
+
+    try:
+        ck = load_checkpoint(args.checkpoint)  # verified against its manifest: a corrupt file is named here
+        device = args.device
+        if device == "auto":
+            from . import device as pick_device
+
+            device = pick_device()
+        model = ck.model(device)
+        # the tokenizer sits in the run folder: the one given, or the one above a step-NNNNNN folder
+        run_dir = Path(args.checkpoint)
+        tok_dir = run_dir if any((run_dir / f).is_file() for f in ("tokenizer.bpe", "tokenizer.json")) else ck.path.parent
+        tokenizer = load_tokenizer(tok_dir)
+        ids = tokenizer.encode(args.prompt)
+        if not ids:
+            return _error("--prompt is empty: give at least one character to continue")
+        generator = torch.Generator(device=device).manual_seed(args.seed)
+        out = generate(
+            model, torch.tensor([ids], dtype=torch.long, device=device), max_new_tokens=args.max_new_tokens,
+            strategy=args.strategy, temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+            repetition_penalty=args.repetition_penalty, num_beams=args.num_beams, stop_tokens=args.stop,
+            generator=generator if args.strategy == "sample" else None,
+        )
+    except (ValueError, OSError, KeyError) as e:  # CheckpointError is a ValueError; KeyError: a char not in the vocab
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return _error(msg)
+    print(tokenizer.decode(out[0].tolist()))
     return 0
 
 
@@ -384,6 +420,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser(
+        "generate", help="continue a prompt with a trained GPT (a run folder of `lmcourse train`, or one checkpoint)",
+        description="Continue --prompt with the GPT saved in --checkpoint (lmcourse.generation.generate, with the KV "
+        "cache) and print prompt and continuation to stdout.",
+    )
+    p.error = _one_line_error(p)  # type: ignore[method-assign]
+    p.add_argument("--checkpoint", required=True, metavar="DIR",
+                   help="a run folder (its latest checkpoint and its tokenizer) or one step-NNNNNN folder in it")
+    p.add_argument("--prompt", required=True, help="the text to continue")
+    p.add_argument("--strategy", choices=["greedy", "sample", "beam"], default="greedy", help="default greedy")
+    p.add_argument("--max-new-tokens", type=_seed, default=100, help="at most this many new tokens (default 100)")
+    p.add_argument("--temperature", type=float, default=None, help="sample only: > 0, or 0 for argmax (default 1)")
+    p.add_argument("--top-k", type=_positive_int, default=None, help="sample only: keep the k most likely tokens")
+    p.add_argument("--top-p", type=float, default=None, help="sample only: keep the smallest set with mass >= p, p in (0, 1]")
+    p.add_argument("--repetition-penalty", type=float, default=1.0, help="CTRL's penalty on tokens already present (1 = none)")
+    p.add_argument("--num-beams", type=_positive_int, default=4, help="beam only: beams (default 4)")
+    p.add_argument("--stop", type=_seed, action="append", default=None, metavar="ID",
+                   help="a token id that ends the text (repeatable)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the sampling generator (default 0)")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda", "mps"], default="cpu", help="default cpu")
+    p.set_defaults(func=_generate)
 
     args = parser.parse_args(argv)
     return args.func(args)

@@ -282,12 +282,12 @@ def _decode(model, idx, max_new_tokens, strategy, temperature, top_k, top_p, rp,
             if top_p is not None:
                 logits = top_p_filter(logits, top_p)
             tok = torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
-        tok = torch.where(finished, seq[:, -1], tok)  # a finished row repeats its stop token
-        seq = torch.cat([seq, tok[:, None]], dim=1)
         if stop.numel():
+            tok = torch.where(finished, seq[:, -1], tok)  # a finished row repeats its stop token
             finished |= torch.isin(tok, stop)
-            if bool(finished.all()):
-                break
+        seq = torch.cat([seq, tok[:, None]], dim=1)
+        if stop.numel() and bool(finished.all()):
+            break
     return seq
 
 

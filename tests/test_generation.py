@@ -370,3 +370,76 @@ def test_generate_needs_a_model_with_a_context():
         generate(nn.Linear(2, 2), torch.zeros(1, 1, dtype=torch.long), max_new_tokens=1)
     with pytest.raises(ValueError, match="KVCache.for_model needs a GPT"):  # a hand-made model has no cache
         generate(Bigram([[0.5, 0.5], [0.5, 0.5]]), torch.zeros(1, 1, dtype=torch.long), max_new_tokens=1)
+
+
+# ----------------------------------------------------------------------------- `lmcourse generate`
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    from lmcourse.cli import main
+
+    tmp = tmp_path_factory.mktemp("gen")
+    corpus = tmp / "corpus.txt"
+    corpus.write_text("the cat sat on the mat. the dog ate the bone. " * 60, encoding="utf-8")
+    out = tmp / "run"
+    assert main(["train", "--corpus", str(corpus), "--tokenizer", "char", "--preset", "scale_32",
+                 "--block-size", "16", "--batch-size", "4", "--eval-batches", "1", "--steps", "2",
+                 "--out", str(out), "--no-progress"]) == 0
+    return out
+
+
+def _cli(capsys, *args):
+    from lmcourse.cli import main
+
+    try:
+        rc = main(["generate", *args])
+    except SystemExit as e:  # argparse's own errors
+        rc = e.code
+    return rc, *capsys.readouterr()
+
+
+def test_cli_generate_continues_the_prompt(run_dir, capsys):
+    from lmcourse.training import load_model
+
+    rc, out, err = _cli(capsys, "--checkpoint", str(run_dir), "--prompt", "the cat", "--max-new-tokens", "20")
+    assert rc == 0 and err == ""
+    # the same text as generate() on the same model (the char tokenizer's ids are sorted characters)
+    model = load_model(run_dir)
+    chars = sorted(set("the cat sat on the mat. the dog ate the bone. "))
+    ids = generate(model, torch.tensor([[chars.index(c) for c in "the cat"]]), max_new_tokens=20)
+    assert out == "".join(chars[i] for i in ids[0].tolist()) + "\n"
+    step = next(run_dir.glob("step-*"))  # one checkpoint folder works too, the tokenizer found above it
+    kw = ("--prompt", "the", "--strategy", "sample", "--temperature", "0.8", "--top-p", "0.9", "--seed", "3")
+    rc1, out1, _ = _cli(capsys, "--checkpoint", str(step), *kw)
+    rc2, out2, _ = _cli(capsys, "--checkpoint", str(run_dir), *kw)
+    assert rc1 == rc2 == 0 and out1 == out2 and out1.startswith("the") and len(out1) == 3 + 100 + 1
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoint", "{missing}", "--prompt", "a"], "no such checkpoint or run folder"),
+    (["--prompt", "the", "--strategy", "greedy", "--top-k", "3"], "top_k only apply to strategy='sample'"),
+    (["--prompt", "the", "--strategy", "sample", "--top-p", "1.5"], r"top_p must be in (0, 1]"),
+    (["--prompt", "the", "--strategy", "nucleus"], "argument --strategy: invalid choice"),
+    (["--prompt", "the", "--max-new-tokens", "-3"], "argument --max-new-tokens"),
+    (["--prompt", "Zebra"], "character 'Z' (U+005A) at position 0 is not in the vocabulary"),
+    (["--prompt", ""], "--prompt is empty"),
+])
+def test_cli_generate_errors_are_one_line(run_dir, tmp_path, capsys, args, message):
+    args = [a.format(missing=tmp_path / "nope") for a in args]
+    if "--checkpoint" not in args:
+        args = ["--checkpoint", str(run_dir), *args]
+    rc, out, err = _cli(capsys, *args)
+    assert rc == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_generate_names_a_corrupt_checkpoint(run_dir, tmp_path, capsys):
+    import shutil
+
+    bad = tmp_path / "run"
+    shutil.copytree(run_dir, bad)
+    weights = next(bad.glob("step-*")) / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    rc, out, err = _cli(capsys, "--checkpoint", str(bad), "--prompt", "the")
+    assert rc == 2 and out == "" and "model.safetensors: corrupted" in err and len(err.strip().splitlines()) == 1, err
