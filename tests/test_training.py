@@ -239,6 +239,18 @@ def test_grad_accumulation_equals_one_big_batch():
     assert not np.allclose(r3.losses, r1.losses, rtol=1e-3)
 
 
+def test_precision_fp32_on_cpu_unless_bf16_is_asked():
+    assert isinstance(training._autocast(torch.device("cpu"), "auto"), type(training._autocast(torch.device("cpu"), "fp32")))
+    assert isinstance(training._autocast(torch.device("cpu"), "bf16"), torch.autocast)
+    data = tiny_data()
+    fp32 = quiet(tiny_model(), data, cfg(steps=3))
+    auto = quiet(tiny_model(), data, cfg(steps=3, dtype="auto"))
+    bf16 = quiet(tiny_model(), data, cfg(steps=3, dtype="bf16"))
+    assert auto.losses == fp32.losses  # "auto" on a CPU is fp32
+    assert bf16.losses != fp32.losses  # autocast really ran the matmuls in bf16 ...
+    np.testing.assert_allclose(bf16.losses, fp32.losses, rtol=1e-2)  # ... with bf16's precision
+
+
 def test_clipping_reports_the_pre_clip_norm():
     model, data = tiny_model(), tiny_data()
     r = quiet(model, data, cfg(steps=3, grad_clip=1e-3))
@@ -483,10 +495,26 @@ def test_cli_trains_logs_and_resumes(tmp_path, corpus, capsys):
     lines = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines if "val_loss" in r] == [0, 3, 6]
     assert load_model(out).config.n_embd == 32
-    assert main(["train", "--out", str(out), "--resume", "--steps", "8", "--no-progress"]) == 0
-    assert load_checkpoint(out).step == 8
+    # longer: the warm-up stays the run's own (a fresh --steps 6 warms up for 0 steps, --steps 30 would for 3)
+    assert main(["train", "--out", str(out), "--resume", "--steps", "30", "--log-interval", "100", "--no-progress"]) == 0
+    assert load_checkpoint(out).step == 30 and load_checkpoint(out).train_config.warmup_steps == 0
     assert main(_cli_args(corpus, out, "--steps", "6")) == 2  # a second run into the same folder is refused
     assert "already holds a run" in capsys.readouterr().err
+
+
+def test_cli_config_file(tmp_path, corpus, capsys):
+    conf = {"corpus": str(corpus), "tokenizer": "char", "preset": "scale_32", "model": {"dropout": 0.1},
+            "train": {"steps": 4, "warmup_steps": 1, "block_size": 16, "batch_size": 4, "eval_batches": 2, "eval_interval": 2}}
+    (tmp_path / "c.json").write_text(json.dumps(conf))
+    out = tmp_path / "run"
+    assert main(["train", "--config", str(tmp_path / "c.json"), "--out", str(out), "--lr", "0.002", "--no-progress"]) == 0
+    ck = load_checkpoint(out)
+    assert ck.model_config["dropout"] == 0.1 and ck.model_config["n_embd"] == 32
+    assert (ck.train_config.steps, ck.train_config.warmup_steps, ck.train_config.lr) == (4, 1, 0.002)  # the flag wins
+    (tmp_path / "bad.json").write_text(json.dumps({"optimiser": "sgd"}))
+    capsys.readouterr()
+    assert main(["train", "--config", str(tmp_path / "bad.json"), "--out", str(tmp_path / "r2")]) == 2
+    assert "unknown key(s) ['optimiser']" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("args, message", [
