@@ -155,6 +155,9 @@ def execute(path: Path, *, timeout: int = 600, threads: int = DEFAULT_THREADS, s
         resources={"metadata": {"path": str(path.resolve().parent)}},
         allow_errors=False,
         record_timing=False,
+        # One stream output per cell, however the kernel chunked the prints: a re-run that prints the
+        # same text stores the same file (no churn in stored outputs).
+        coalesce_streams=True,
         on_cell_start=on_cell_start,
     )
     # The kernel inherits this process's environment: pin it for the run.
