@@ -102,6 +102,7 @@ STDLIB_READS = {
     "importlib": "the setup cell's find_spec: no output",
     "io": "StringIO for doctor's report, whose cell's output is not compared (NBVAL_IGNORE_OUTPUT)",
     "math": "log, exp, sqrt, pi on floats: the C library's, not the Python version's",
+    "os": "os.environ set (HF_HUB_OFFLINE): no output",
     "random": "random.Random(seed) draws (Mersenne Twister): the same sequence on 3.10-3.12",
     "re": "ASCII patterns on ASCII text",
     "subprocess": "the setup cell's pip install, run only where lmcourse is missing: no output",
