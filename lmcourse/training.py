@@ -509,8 +509,8 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 class _NonFinite(Exception):
-    def __init__(self, step: int, value: float) -> None:
-        self.step, self.value = step, value
+    def __init__(self, step: int, what: str) -> None:
+        self.step, self.what = step, what
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -1045,7 +1045,7 @@ def train(
     last_good = ck.path if ck is not None else None
     session_t0 = time.perf_counter()
     busy = 0.0  # seconds spent evaluating, saving and in callbacks: not training throughput
-    log_t, log_busy, log_step = session_t0, 0.0, start
+    log_t, log_busy, log_step = session_t0, 0.0, start  # the previous log in this session: throughput since
 
     def sync(upto: int) -> None:
         nonlocal synced
@@ -1058,7 +1058,7 @@ def train(
                 result.losses.extend(losses[:i])
                 result.grad_norms.extend(norms[:i])
                 result.lrs.extend(lr_at(s, cfg) for s in range(synced, synced + i))
-                raise _NonFinite(synced + i, v)
+                raise _NonFinite(synced + i, f"the loss is {v}")
         result.losses.extend(losses)
         result.grad_norms.extend(norms)
         result.lrs.extend(lr_at(s, cfg) for s in range(synced, upto))
@@ -1088,7 +1088,7 @@ def train(
         with torch.no_grad():
             bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
         if bad:  # finite losses but the last update broke the weights: keep the last good checkpoint
-            raise _NonFinite(result.step - 1, float("nan"))
+            raise _NonFinite(result.step - 1, f"the weights hold nan or inf ({', '.join(bad[:3])})")
         result.checkpoint = _save_checkpoint(run_dir, model, optimizer, cfg, step=result.step, data_rng=data_rng,
                                              data=data, result=result)
         saved_at, last_good = result.step, result.checkpoint
@@ -1160,6 +1160,7 @@ def train(
                     raise KeyboardInterrupt
             sync(result.step)
             save()
+            result.checkpoint = last_good
             result.stopped = stop or "done"
     except _NonFinite as e:
         result.stopped = "nonfinite"
@@ -1167,7 +1168,7 @@ def train(
         where = (f"the last good checkpoint, {last_good}, is kept" if last_good is not None
                  else "no checkpoint was saved" + ("" if run_dir is not None else " (no out_dir)"))
         raise NonFiniteLossError(
-            f"training stopped: the loss is {e.value} at step {e.step} (lr {lr_at(e.step, cfg):.3g}); {where}. "
+            f"training stopped: {e.what} at step {e.step} (lr {lr_at(e.step, cfg):.3g}); {where}. "
             "Lower the learning rate, or check the data and the model.", e.step, result, last_good) from None
     except KeyboardInterrupt:
         result.stopped = "interrupted"

@@ -363,21 +363,32 @@ def test_a_failed_save_leaves_the_previous_checkpoint_intact(tmp_path, monkeypat
     assert load_checkpoint(run).step == 5
 
 
-def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
-    class PoisonAfterStep6:
-        def on_step(self, info):
-            if info.step == 6:
-                with torch.no_grad():
-                    model.transformer.h[0].mlp.c_fc.weight[0, 0] = float("nan")
+class Poison:
+    """A callback that puts a nan into the model's weights after step `after`."""
 
+    def __init__(self, model, after):
+        self.model, self.after = model, after
+
+    def on_step(self, info):
+        if info.step == self.after:
+            with torch.no_grad():
+                self.model.transformer.h[0].mlp.c_fc.weight[0, 0] = float("nan")
+
+
+def test_nonfinite_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     model = tiny_model()
     run = tmp_path / "run"
     with pytest.raises(NonFiniteLossError, match=r"the loss is nan at step 7 .*last good checkpoint, .*step-000005") as e:
-        quiet(model, tiny_data(), cfg(steps=20, checkpoint_interval=5), run, [PoisonAfterStep6()])
+        quiet(model, tiny_data(), cfg(steps=20, checkpoint_interval=5), run, [Poison(model, after=6)])
     print("\n[nan]", e.value)
     assert e.value.step == 7 and e.value.result.stopped == "nonfinite" and len(e.value.result.losses) == 7
     assert latest_checkpoint(run).name == "step-000005"
     assert all(torch.isfinite(p).all() for p in load_model(run).parameters())
+    # weights broken just before a checkpoint, every loss so far finite: that checkpoint is not written
+    model = tiny_model()
+    with pytest.raises(NonFiniteLossError, match=r"the weights hold nan or inf \(transformer.h.0.mlp.c_fc.weight\) at step 9"):
+        quiet(model, tiny_data(), cfg(steps=20, checkpoint_interval=5), tmp_path / "run2", [Poison(model, after=9)])
+    assert latest_checkpoint(tmp_path / "run2").name == "step-000005"
     # an absurd learning rate, no checkpoint folder
     with pytest.raises(NonFiniteLossError, match=r"the loss is (nan|inf) at step \d+ .*no checkpoint was saved"):
         quiet(tiny_model(), tiny_data(), cfg(steps=30, lr=1e12, min_lr=0.0, warmup_steps=0, grad_clip=None))
