@@ -286,6 +286,9 @@ def _train(args) -> int:
     except TrainingInterrupted as e:
         print(f"{e}; continue with --resume", file=sys.stderr)
         return 130
+    except KeyboardInterrupt:  # a second Ctrl-C: stopped mid-step, nothing saved
+        print(f"interrupted mid-step, nothing saved; {out}/latest names the last checkpoint", file=sys.stderr)
+        return 130
     except NonFiniteLossError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
