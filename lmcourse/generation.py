@@ -247,19 +247,22 @@ def generate(
         raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     stop = _stop_tensor(stop_tokens, vocab_size, idx.device)
     if max_new_tokens == 0:
-        return idx.clone()
+        return idx.long().clone()
 
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        # inference_mode: no autograd bookkeeping at all, which is much of the cost of a one-token step
+        with torch.inference_mode():
             if strategy == "beam":
-                return _beam_search(model, idx.long(), max_new_tokens, num_beams, float(lp), float(rp), stop,
-                                    block_size, context_shift, use_cache)
-            return _decode(model, idx.long(), max_new_tokens, strategy, float(temperature), top_k, top_p, float(rp),
-                           stop, block_size, context_shift, generator, use_cache)
+                out = _beam_search(model, idx.long(), max_new_tokens, num_beams, float(lp), float(rp), stop,
+                                   block_size, context_shift, use_cache)
+            else:
+                out = _decode(model, idx.long(), max_new_tokens, strategy, float(temperature), top_k, top_p, float(rp),
+                              stop, block_size, context_shift, generator, use_cache)
     finally:
         model.train(was_training)
+    return out.clone()  # a normal tensor: an inference-mode one could not be fed to a model that trains
 
 
 def _decode(model, idx, max_new_tokens, strategy, temperature, top_k, top_p, rp, stop, block_size, shift,

@@ -336,10 +336,13 @@ def test_beam_search_is_identical_with_and_without_the_cache():
     assert torch.equal(generate(m, prompt, **kw), generate(m, prompt, use_cache=False, **kw))
 
 
-def test_generate_restores_the_training_mode():
+def test_generate_restores_the_training_mode_and_its_output_can_be_trained_on():
     m = small_gpt(dropout=0.5).train()
     a = generate(m, torch.zeros(1, 1, dtype=torch.long), max_new_tokens=5)
     assert m.training
+    assert not a.is_inference()
+    _, loss = m(a[:, :-1], a[:, 1:])  # e.g. fine-tuning on generated text: needs a normal tensor
+    loss.backward()
     assert torch.equal(a, generate(m.eval(), torch.zeros(1, 1, dtype=torch.long), max_new_tokens=5))
 
 
