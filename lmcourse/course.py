@@ -50,7 +50,7 @@ CHAPTERS: tuple[Chapter, ...] = (
     Chapter(3, "embeddings", "Embeddings and positions", ("embeddings",)),
     Chapter(4, "self_attention", "Self-attention, the math", ("attention",)),
     Chapter(5, "cross_entropy", "Cross-entropy, MLE and MAP", ("losses",)),
-    Chapter(6, "transformer", "Building a Transformer", ("model", "interop")),
+    Chapter(6, "transformer", "Building a Transformer", ("model", "interop", "compute")),
     Chapter(7, "pretraining", "Pretraining a tiny GPT", ("training",)),
     Chapter(8, "generation", "Generating text", ("generation",)),
     Chapter(9, "finetuning", "Fine-tuning and transfer learning", ("finetune",)),
