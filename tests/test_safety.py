@@ -132,6 +132,7 @@ def test_continuation_logprobs_equal_a_hand_summed_bigram():
     assert got.dtype == torch.float64 and got.shape == (4,)
     torch.testing.assert_close(got, torch.tensor(want, dtype=torch.float64), rtol=0, atol=1e-9)
     assert got[2] == 0.0  # an empty continuation: log 1
+    assert S.continuation_logprobs(model, tok, prefix, []).shape == (0,)
 
 
 def test_continuation_logprobs_crop_the_prefix_to_the_block_and_restore_training_mode():
@@ -449,7 +450,7 @@ class SkewedOracle(nn.Module):
         V = self.tok.vocab_size
         seen0 = torch.isin(idx, self.g0).cumsum(1) > 0  # (B, T)
         seen1 = torch.isin(idx, self.g1).cumsum(1) > 0
-        he, she = self.tok.stoi[" he"], self.tok.stoi[" she"]
+        he = self.tok.stoi[" he"]
         logits = torch.zeros(B, T, V, dtype=torch.float64)
         # the pronoun slot is where either pronoun is allowed: give them rate / (1 - rate) in log-odds
         lo = torch.tensor(math.log(self.rate / (1 - self.rate)), dtype=torch.float64)
