@@ -245,6 +245,9 @@ def generate(
         raise ValueError(f"context_shift={context_shift} exceeds the model's block_size={block_size}")
     if generator is not None and not isinstance(generator, torch.Generator):
         raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
+    if generator is not None and generator.device.type != idx.device.type:
+        raise ValueError(f"generator is on {generator.device}, idx on {idx.device}: make it with "
+                         f"torch.Generator(device=idx.device)")
     stop = _stop_tensor(stop_tokens, vocab_size, idx.device)
     if max_new_tokens == 0:
         return idx.long().clone()
