@@ -204,6 +204,77 @@ def _train_text(corpus: str) -> str:
 
 
 def _train(args) -> int:
+    """`lmcourse train`: here, as one rank of a torchrun group, or relaunched under torchrun (--nproc N)."""
+    import contextlib
+    import os
+
+    from . import distributed
+
+    if distributed.under_torchrun():
+        try:
+            dev = distributed.init_process_group(args.device or "auto")
+        except (RuntimeError, ValueError) as e:
+            return _error(str(e))
+        args.device = dev.type  # this rank's own GPU is the current device
+        try:
+            if int(os.environ["RANK"]) == 0:
+                return _train_here(args)
+            with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                return _train_here(args)  # its messages repeat rank 0's
+        finally:
+            distributed.destroy_process_group()
+    if args.nproc > 1:
+        return _train_launch(args)
+    return _train_here(args)
+
+
+def _without_nproc(argv: list[str]) -> list[str]:
+    """argv less its --nproc N (or an abbreviation of it): torchrun's own parser would take it for
+    its --nproc-per-node, and each rank is already one process."""
+    out, skip = [], False
+    for a in argv:
+        name = a.split("=", 1)[0]
+        if skip:
+            skip = False
+        elif len(name) >= 4 and "--nproc".startswith(name):
+            skip = "=" not in a
+        else:
+            out.append(a)
+    return out
+
+
+def _train_launch(args) -> int:
+    """Run this same command in args.nproc ranks under torchrun, and pass Ctrl-C on to them."""
+    import contextlib
+    import os
+    import signal
+    import subprocess
+
+    from .distributed import launch_command
+
+    if args.device == "mps":
+        return _error("--nproc runs on CPU (gloo) or CUDA GPUs (nccl), not on mps")
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    # its own session: a Ctrl-C in the terminal reaches this process only, which hands torchrun one
+    # SIGINT for every rank (stop after the step and save); a second one interrupts them all at once
+    proc = subprocess.Popen(launch_command(args.nproc, _without_nproc(args.argv)), env=env, start_new_session=True)
+    interrupts = 0
+    while True:
+        try:
+            rc = proc.wait()
+            break
+        except KeyboardInterrupt:
+            interrupts += 1
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGINT) if interrupts == 1 else os.killpg(proc.pid, signal.SIGINT)
+    if interrupts:
+        return 130
+    if rc != 0:
+        return _error(f"the {args.nproc} training processes failed (torchrun exit {rc}); the first error is above")
+    return 0
+
+
+def _train_here(args) -> int:
     import dataclasses
     import json
 
@@ -422,6 +493,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dtype", choices=["auto", "fp32", "bf16"], default=None, help="default auto: bf16 autocast on CUDA, fp32 elsewhere")
     p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--nproc", type=_positive_int, default=1,
+                   help="data-parallel: train in N processes through torchrun (gloo on CPU, nccl with one GPU "
+                   "each); --batch-size is per process (default 1)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser(
@@ -447,6 +521,7 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(func=_generate)
 
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `train --nproc N` runs the same command under torchrun
     return args.func(args)
 
 

@@ -215,6 +215,18 @@ def _resolve_device(name: str) -> torch.device:
     return dev
 
 
+def _world() -> tuple[int, int]:
+    """(rank, world size) of the torch.distributed group this process trains in; (0, 1) alone.
+
+    `lmcourse.distributed` starts the group (from torchrun's environment); `train` reads it
+    here, so one loop serves one process and many (see lmcourse/distributed.py).
+    """
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def _autocast(dev: torch.device, dtype: str) -> contextlib.AbstractContextManager:
     """bf16 autocast where asked, or by default on CUDA (its tensor cores); fp32 otherwise."""
     if dtype == "bf16" or (dtype == "auto" and dev.type == "cuda"):
@@ -404,25 +416,52 @@ def _val_starts(data: TokenData, cfg: TrainConfig) -> np.ndarray:
     return rng.integers(0, len(data.val) - cfg.block_size, size=(cfg.eval_batches, cfg.batch_size))
 
 
+# What `train` and `evaluate` call on a data source other than TokenData (lmcourse.finetune.ExampleData):
+# get_batch(split, rng, batch_size, block_size) -> a tuple of CPU tensors, batch first, that the model
+# is called with, model(*batch) -> (logits, loss); check_block_size(block_size) raises on data that
+# cannot fit; fingerprint() -> a JSON-able dict that a checkpoint keeps, to refuse resuming on other data.
+_BATCH_SOURCE = ("get_batch", "check_block_size", "fingerprint")
+
+
+def _val_batches(data: Any, cfg: TrainConfig, world: int = 1) -> Iterable[tuple[torch.Tensor, ...]]:
+    """The fixed val batches of world * batch_size rows: TokenData's windows as (x, y), or a batch source's own."""
+    if isinstance(data, TokenData):
+        big = dataclasses.replace(cfg, batch_size=cfg.batch_size * world) if world > 1 else cfg
+        for starts in _val_starts(data, big):
+            w = data.windows("val", starts, cfg.block_size)
+            yield w[:, :-1], w[:, 1:]
+    else:  # the same seeded generator, its own draws
+        rng = np.random.default_rng([cfg.seed, 1])
+        for _ in range(cfg.eval_batches):
+            yield data.get_batch("val", rng, cfg.batch_size * world, cfg.block_size)
+
+
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TokenData, cfg: TrainConfig) -> float:
+def evaluate(model: nn.Module, data: TokenData, cfg: TrainConfig, *, distributed: bool = False) -> float:
     """The mean loss over cfg.eval_batches fixed val batches of (batch_size, block_size).
 
     The batches depend only on cfg.seed, so two calls on the same weights return the same
     number. Runs in eval mode (no dropout) on the model's own device, with cfg.dtype's
-    autocast, and puts the model back in the mode it was in.
+    autocast, and puts the model back in the mode it was in. distributed=True (every rank of
+    the torch.distributed group must call it, as `train` does): the val batches are those of
+    one process with the whole batch, W * batch_size windows; each rank evaluates its
+    batch_size of each and the means are all-reduced, so every rank returns that number.
     """
     data.check_block_size(cfg.block_size)
     dev = next(model.parameters()).device
+    rank, world = _world() if distributed else (0, 1)
+    B = cfg.batch_size
     was_training = model.training
     model.eval()
     try:
         total = torch.zeros((), device=dev)
         with _autocast(dev, cfg.dtype):
-            for starts in _val_starts(data, cfg):
-                w = data.windows("val", starts, cfg.block_size).to(dev, non_blocking=True)
-                _, loss = model(w[:, :-1], w[:, 1:])
+            for batch in _val_batches(data, cfg, world):  # (W * B, ...) each: this rank's B rows
+                _, loss = model(*(t[rank * B:(rank + 1) * B].to(dev, non_blocking=True) for t in batch))
                 total += loss.float()
+        if world > 1:
+            torch.distributed.all_reduce(total)
+            total /= world
         return total.item() / cfg.eval_batches
     finally:
         model.train(was_training)
@@ -582,8 +621,13 @@ def _model_config(model: nn.Module) -> dict[str, Any] | None:
 
 
 def _save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Optimizer, cfg: TrainConfig, *,
-                     step: int, data_rng: np.random.Generator, data: TokenData, result: TrainResult) -> Path:
-    """Write the checkpoint of `step` into run_dir/step-NNNNNN, then point run_dir/latest at it."""
+                     step: int, data_rng: np.random.Generator, data: TokenData, result: TrainResult,
+                     world: int = 1, rank_rng: list[dict[str, torch.Tensor]] | None = None) -> Path:
+    """Write the checkpoint of `step` into run_dir/step-NNNNNN, then point run_dir/latest at it.
+
+    A data-parallel run saves from rank 0: `world` processes, and each rank's torch RNG states
+    (`rank_rng`, gathered by `train`) so that every rank's dropout resumes where it was.
+    """
     from safetensors.torch import save_model
 
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -597,6 +641,8 @@ def _save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opt
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available() and torch.cuda.is_initialized():
             rng["cuda"] = torch.cuda.get_rng_state_all()
+        if rank_rng is not None:
+            rng["ranks"] = rank_rng
         torch.save(rng, tmp / "rng.pt")
         state = {
             "format": CHECKPOINT_FORMAT,
@@ -607,6 +653,7 @@ def _save_checkpoint(run_dir: Path, model: nn.Module, optimizer: torch.optim.Opt
             "data": {"fingerprint": data.fingerprint(), "rng": data_rng.bit_generator.state},
             "random": _random_state(),
             "history": result._history(),
+            "world_size": world,
             "torch": torch.__version__,
         }
         (tmp / "state.json").write_text(json.dumps(state, allow_nan=True), encoding="utf-8")
@@ -940,6 +987,10 @@ def _resume(ck: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer, 
     if ck.state["data"]["fingerprint"] != data.fingerprint():
         raise CheckpointError(f"{ck.path}: was trained on other data ({ck.state['data']['fingerprint']}, "
                               f"now {data.fingerprint()})")
+    rank, world = _world()
+    if ck.state.get("world_size", 1) != world:  # each rank's batch_size windows: another count is another batch
+        raise CheckpointError(f"{ck.path}: was trained by {ck.state.get('world_size', 1)} process(es), now {world}: "
+                              "the batch of every step would change; resume with the same number of processes")
     ck.load_weights(model, dev)
     try:
         optimizer.load_state_dict(ck._torch_file("optimizer.pt", dev))
@@ -949,6 +1000,10 @@ def _resume(ck: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer, 
     torch.set_rng_state(rng["torch"])
     if "cuda" in rng and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(rng["cuda"])
+    if "ranks" in rng:  # a data-parallel run: this rank's own dropout stream
+        torch.set_rng_state(rng["ranks"][rank]["torch"])
+        if "cuda" in rng["ranks"][rank] and dev.type == "cuda":
+            torch.cuda.set_rng_state(rng["ranks"][rank]["cuda"], dev)
     _set_random_state(ck.state["random"])
     data_rng = np.random.default_rng(cfg.seed)
     data_rng.bit_generator.state = ck.state["data"]["rng"]
@@ -972,8 +1027,10 @@ def train(
     """Train `model` on `data` for cfg.steps AdamW updates; the one loop the course uses.
 
     model: any module whose forward(x, targets) returns (logits, loss), such as
-    `lmcourse.model.GPT`; it is moved to cfg.device and trained in place. Each step draws
-    batch_size * grad_accum random windows from data.train, accumulates the micro-batches'
+    `lmcourse.model.GPT`; it is moved to cfg.device and trained in place. data: a TokenData,
+    or any batch source with get_batch, check_block_size and fingerprint (fine-tuning's
+    `lmcourse.finetune.ExampleData`: labelled examples; the model is called as model(*batch)).
+    Each step draws batch_size * grad_accum random windows from data.train, accumulates the micro-batches'
     gradients, clips their norm to cfg.grad_clip, and takes one AdamW step at `lr_at(step)`.
     Every cfg.eval_interval steps (and at the start and end) `evaluate` measures the val loss.
 
@@ -988,14 +1045,24 @@ def train(
     Returns a TrainResult. A nan or inf loss raises NonFiniteLossError naming the step, and
     saves nothing: the last good checkpoint stays the newest. Ctrl-C, or a KeyboardInterrupt
     raised by a callback, saves a checkpoint after the current step and raises
-    TrainingInterrupted. Derived in chapters/07_pretraining.ipynb.
+    TrainingInterrupted.
+
+    Data-parallel: run in every process of a torch.distributed group (`lmcourse.distributed`
+    starts one; `lmcourse train --nproc N`), the same call trains one DistributedDataParallel
+    replica per rank. cfg.batch_size is per rank: every rank draws the same batch_size *
+    grad_accum * W windows and keeps its share of each micro-batch, so W ranks see exactly the
+    windows one process with W times the batch sees, and DDP averages their gradients. Losses
+    and val losses are all-reduced (every rank returns the same TrainResult); rank 0 alone writes
+    checkpoints, metrics.jsonl and the progress bar; a Ctrl-C on any rank stops all after the same
+    step. Derived in chapters/07_pretraining.ipynb (data parallelism: chapters/13_compute_scaling.ipynb).
     """
     from tqdm.auto import tqdm
 
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    if not isinstance(data, TokenData):
-        raise ValueError(f"data must be a TokenData, got {type(data).__name__}")
+    if not isinstance(data, TokenData) and not all(callable(getattr(data, m, None)) for m in _BATCH_SOURCE):
+        raise ValueError(f"data must be a TokenData or a batch source with {', '.join(_BATCH_SOURCE)} "
+                         f"(such as lmcourse.finetune.ExampleData), got {type(data).__name__}")
     if not isinstance(cfg, TrainConfig):
         raise ValueError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
     model_block = getattr(getattr(model, "config", None), "block_size", None)
@@ -1015,28 +1082,37 @@ def train(
     ck = load_checkpoint(found) if found is not None else None  # verify before touching anything
 
     dev = _resolve_device(cfg.device)
+    rank, world = _world()
+    if world > 1 and dev.type not in ("cpu", "cuda"):
+        raise ValueError(f"data-parallel training runs on CPU (gloo) or CUDA (nccl), not {dev.type}: use device='cpu'")
     model.to(dev)
     model.train()
     optimizer = make_optimizer(model, cfg)
     if ck is not None:
         data_rng, result = _resume(ck, model, optimizer, cfg, data, dev)
     else:
-        torch.manual_seed(cfg.seed)  # dropout draws from torch's global RNG
+        torch.manual_seed(cfg.seed + rank)  # dropout draws from torch's global RNG: its own stream per rank
         data_rng, result = np.random.default_rng(cfg.seed), TrainResult()
     start = result.step
-    step_model = torch.compile(model) if cfg.compile else model
+    step_model = eval_model = torch.compile(model) if cfg.compile else model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        # copies rank 0's weights to every rank, then averages the gradients during backward;
+        # evaluation uses the bare model (it all-reduces its own sums)
+        step_model = DistributedDataParallel(step_model)
+    tokens_per_step = cfg.tokens_per_step * world
     autocast = _autocast(dev, cfg.dtype)
     params = [p for p in model.parameters() if p.requires_grad]
 
     callbacks = list(callbacks)
-    if run_dir is not None:
+    if run_dir is not None and rank == 0:
         callbacks.append(MetricsLog(run_dir / METRICS, resume_step=start if ck is not None else None))
-    if plot and _in_notebook():
+    if plot and rank == 0 and _in_notebook():
         callbacks.append(LivePlot())
     on_step, on_log, on_eval = (_callbacks_for(callbacks, e) for e in ("on_step", "on_log", "on_eval"))
 
     B, T, K = cfg.batch_size, cfg.block_size, cfg.grad_accum
-    n_train = len(data.train)
     # per-step numbers stay on the device until a log point reads them: no sync every step
     loss_buf = torch.zeros(cfg.steps, device=dev)
     norm_buf = torch.full((cfg.steps,), float("nan"), device=dev)
@@ -1066,12 +1142,12 @@ def train(
 
     def throughput(now: float) -> float:
         trained = now - session_t0 - busy
-        return (result.step - start) * cfg.tokens_per_step / trained if trained > 0 else 0.0
+        return (result.step - start) * tokens_per_step / trained if trained > 0 else 0.0
 
     def run_eval() -> bool:
         nonlocal busy
         t = time.perf_counter()
-        val = evaluate(step_model, data, cfg)
+        val = evaluate(eval_model, data, cfg, distributed=world > 1)
         model.train()
         result.val_steps.append(result.step)
         result.val_losses.append(val)
@@ -1089,12 +1165,35 @@ def train(
             bad = [n for n, p in model.named_parameters() if not torch.isfinite(p).all()]
         if bad:  # finite losses but the last update broke the weights: keep the last good checkpoint
             raise _NonFinite(result.step - 1, f"the weights hold nan or inf ({', '.join(bad[:3])})")
-        result.checkpoint = _save_checkpoint(run_dir, model, optimizer, cfg, step=result.step, data_rng=data_rng,
-                                             data=data, result=result)
+        if world == 1:
+            result.checkpoint = _save_checkpoint(run_dir, model, optimizer, cfg, step=result.step, data_rng=data_rng,
+                                                 data=data, result=result)
+        else:  # every rank holds the same weights, optimiser state and data position: rank 0 writes them
+            rank_rng: list[Any] = [None] * world
+            mine = {"torch": torch.get_rng_state()}
+            if dev.type == "cuda":
+                mine["cuda"] = torch.cuda.get_rng_state(dev)
+            torch.distributed.all_gather_object(rank_rng, mine)
+            failed = None
+            if rank == 0:
+                try:
+                    result.checkpoint = _save_checkpoint(run_dir, model, optimizer, cfg, step=result.step,
+                                                         data_rng=data_rng, data=data, result=result, world=world,
+                                                         rank_rng=rank_rng)
+                except Exception as e:
+                    failed = e
+            # the others wait here until rank 0 has saved, and learn whether it could
+            ok = torch.tensor([0 if failed is not None else 1], device=dev)
+            torch.distributed.broadcast(ok, src=0)
+            if failed is not None:
+                raise failed
+            if not ok.item():
+                raise OSError(f"rank 0 could not save the checkpoint of step {result.step} into {run_dir}")
+            result.checkpoint = run_dir / _step_name(result.step)
         saved_at, last_good = result.step, result.checkpoint
         busy += time.perf_counter() - t
 
-    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, file=sys.stderr, unit="step",
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress or rank != 0, file=sys.stderr, unit="step",
                dynamic_ncols=True, desc="train")
     in_step = False
     try:
@@ -1108,21 +1207,38 @@ def train(
                 lr = lr_at(s, cfg)
                 for g in optimizer.param_groups:
                     g["lr"] = lr
-                # all B * K windows at once: K micro-batches draw exactly the windows of one big batch
-                w = data.windows("train", data_rng.integers(0, n_train - T, size=B * K), T)
-                w = w.pin_memory().to(dev, non_blocking=True) if dev.type == "cuda" else w
+                # all B * K windows at once: K micro-batches draw exactly the windows of one big batch.
+                # Data-parallel, every rank draws all W * B * K (one data position for all) and keeps
+                # its B of each micro-batch: W ranks see exactly what one process with batch W * B sees
+                # TokenData: (x, y), each (B * K * W, T), the same draws as windows(starts); a batch
+                # source: its own tuple, batch first
+                batch = data.get_batch("train", data_rng, B * K * world, T)
+                if world > 1:
+                    batch = tuple(t.reshape(K, world, B, *t.shape[1:])[:, rank].reshape(K * B, *t.shape[1:]) for t in batch)
+                if dev.type == "cuda":
+                    batch = tuple(t.pin_memory().to(dev, non_blocking=True) for t in batch)
                 loss_sum = None
                 for k in range(K):
-                    x, y = w[k * B:(k + 1) * B, :-1], w[k * B:(k + 1) * B, 1:]  # (B, T) each
-                    with autocast:
-                        _, loss = step_model(x, y)
-                    (loss / K if K > 1 else loss).backward()
+                    part = tuple(t[k * B:(k + 1) * B] for t in batch)  # TokenData: x, y (B, T)
+                    # DDP all-reduces the gradients in the last micro-batch's backward only
+                    with step_model.no_sync() if world > 1 and k < K - 1 else contextlib.nullcontext():
+                        with autocast:
+                            _, loss = step_model(*part)
+                        (loss / K if K > 1 else loss).backward()
                     loss_sum = loss.detach() if loss_sum is None else loss_sum + loss.detach()
                 if cfg.grad_clip is not None:
                     norm_buf[s] = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                loss_buf[s] = loss_sum / K if K > 1 else loss_sum
+                loss_step = loss_sum / K if K > 1 else loss_sum
+                if world > 1:
+                    # the loss over all ranks' windows (one process's number), and a Ctrl-C seen by any
+                    # rank stops every rank after this same step (one sync per step, data-parallel only)
+                    both = torch.stack([loss_step.float(), torch.tensor(float(ctrl_c.requested), device=dev)])
+                    torch.distributed.all_reduce(both)
+                    loss_step = both[0] / world
+                    ctrl_c.requested = bool(both[1].item() > 0)
+                loss_buf[s] = loss_step
                 result.step = s + 1
                 in_step = False
 
@@ -1140,7 +1256,7 @@ def train(
                     window = result.losses[prev + 1:s + 1]
                     trained = now - log_t - (busy - log_busy)
                     info = StepInfo(s, sum(window) / len(window), lr, result.grad_norms[s],
-                                    (s + 1 - log_step) * cfg.tokens_per_step / trained if trained > 0 else 0.0,
+                                    (s + 1 - log_step) * tokens_per_step / trained if trained > 0 else 0.0,
                                     now - session_t0)
                     bar.set_postfix(loss=f"{info.loss:.4f}", tok_s=f"{info.tokens_per_s:,.0f}", refresh=False)
                     bar.update(s + 1 - bar.n)
@@ -1189,7 +1305,7 @@ def train(
         session = time.perf_counter() - session_t0
         result.wall_s = session
         trained = session - busy
-        result.tokens_per_s = (len(result.losses) - start) * cfg.tokens_per_step / trained if trained > 0 else 0.0
+        result.tokens_per_s = (len(result.losses) - start) * tokens_per_step / trained if trained > 0 else 0.0
         for cb in _callbacks_for(callbacks, "on_end"):
             cb(result)
     return result
