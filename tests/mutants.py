@@ -83,6 +83,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "sequences": ("lmcourse/sequences.py", ["tests/test_sequences.py"]),
     "metrics": ("lmcourse/metrics.py", ["tests/test_metrics.py"]),
     "safety": ("lmcourse/safety.py", ["tests/test_safety.py"]),
+    "finetune": ("lmcourse/finetune.py", ["tests/test_finetune.py"]),
 }
 
 # One thread per test process, always (this overrides make's THREADS=2). mutmut forks each mutant's
