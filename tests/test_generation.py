@@ -128,6 +128,20 @@ def test_cache_full_and_mismatched_caches_are_errors():
     assert cache.length == 0
 
 
+def test_attention_with_a_cache_checks_what_it_is_given():
+    m = small_gpt()
+    attn, x = m.transformer.h[0].attn, torch.zeros(1, 2, 32)
+    with pytest.raises(ValueError, match=r"one layer of a KVCache \(cache.layer\(i\)\), got KVCache"):
+        attn(x, cache=KVCache.for_model(m, 1))
+    with pytest.raises(ValueError, match=r"do not fit a cache of \(B, n_head, max_len, head_size\) = \(2, 2, 16, 16\)"):
+        attn(x, cache=KVCache.for_model(m, 2).layer(0))
+    cache = KVCache.for_model(m, 1, max_len=3)
+    with pytest.raises(ValueError, match=r"KV cache is full: 0 cached \+ 4 new positions > its max_len=3"):
+        attn(torch.zeros(1, 4, 32), cache=cache.layer(0))
+    with pytest.raises(ValueError, match=r"KV cache is full: 0 cached \+ 4 new positions > its max_len=3"):
+        cache.advance(4)
+
+
 def test_cache_reorder_gathers_rows():
     cache = KVCache(1, 3, 1, 4, 1)
     cache.k[0, :, 0, :2, 0] = torch.tensor([[1.0, 2], [3, 4], [5, 6]])
@@ -298,6 +312,21 @@ def test_beam_one_is_greedy():
     stop = int(greedy[0, 9])  # a token greedy emits: both must stop at it the same way
     assert torch.equal(generate(m, prompt, max_new_tokens=20, strategy="beam", num_beams=1, stop_tokens=[stop]),
                        generate(m, prompt, max_new_tokens=20, stop_tokens=[stop]))
+
+
+def test_beam_one_is_greedy_when_a_stop_token_ranks_second():
+    # step 1: token 2 (0.6), then the stop token 1 (0.3), which would beat log(0.6 * 0.4) later:
+    # one beam keeps only the best candidate, so the stop token, outside the beam, never counts
+    probs = [[0.05, 0.30, 0.60, 0.05],
+             [0.25, 0.25, 0.25, 0.25],
+             [0.20, 0.05, 0.35, 0.40],
+             [0.20, 0.05, 0.40, 0.35]]
+    m = Bigram(probs)
+    prompt = torch.zeros(1, 1, dtype=torch.long)
+    kw = dict(max_new_tokens=4, stop_tokens=[1], use_cache=False)
+    greedy = generate(m, prompt, **kw)
+    assert greedy.tolist() == [[0, 2, 3, 2, 3]]
+    assert torch.equal(generate(m, prompt, strategy="beam", num_beams=1, **kw), greedy)
 
 
 def test_beam_search_finds_the_best_sequence_where_greedy_does_not():
