@@ -80,7 +80,8 @@ def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
     if p == 1.0 or logits.numel() == 0:
         return logits.clone()
     sorted_logits, order = torch.sort(logits, dim=-1, descending=True, stable=True)
-    probs = sorted_logits.float().softmax(dim=-1)
+    # at least float32 (half-precision cumsums drift), float64 kept as float64
+    probs = sorted_logits.to(torch.promote_types(sorted_logits.dtype, torch.float32)).softmax(dim=-1)
     before = probs.cumsum(dim=-1) - probs  # the mass strictly before each token, (..., V)
     drop_sorted = before >= p
     drop = drop_sorted.scatter(-1, order, drop_sorted)  # back to vocabulary order

@@ -165,6 +165,12 @@ def test_top_p_keeps_the_boundary_token_on_a_hand_made_distribution():
     assert kept(1.0) == [True, True, True, True]
     out = top_p_filter(logits, 0.7)
     assert torch.equal(out[out.isfinite()], logits[[1, 3]])  # kept logits unchanged
+    # float64 is filtered in float64: probabilities 0.5 and 0.5 - 1e-12 reach p = 1 - 1e-12 only together
+    # (in float32 the two are equal, and the first alone reaches p)
+    pair = torch.tensor([0.5, 0.5 - 1e-12, 1e-12], dtype=torch.float64).log()
+    assert top_p_filter(pair, 0.5 + 1e-13).isfinite().tolist() == [True, True, False]
+    assert top_p_filter(pair, 0.5).isfinite().tolist() == [True, False, False]
+    assert top_p_filter(logits.half(), 0.7).isfinite().tolist() == [False, True, False, True]
 
 
 def test_top_k_keeps_ties_and_everything_when_k_is_large():
