@@ -41,7 +41,8 @@ def _ts_cases(seed: int) -> list[Case]:
 
     def model(V: int, T: int) -> GPT:
         n_head, hs, n_layer = _ints(g, 1, 1, 3)[0], 4 * _ints(g, 1, 1, 3)[0], _ints(g, 1, 1, 3)[0]
-        cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=n_layer, n_head=n_head, n_embd=n_head * hs)
+        # activation "gelu": the default "gelu_tanh" is a lambda, which the grader could not pickle into its worker
+        cfg = GPTConfig(vocab_size=V, block_size=T, n_layer=n_layer, n_head=n_head, n_embd=n_head * hs, activation="gelu")
         with torch.random.fork_rng(devices=[]):         # GPT's init draws from the global RNG: leave it as it was
             torch.manual_seed(int(torch.randint(0, 2**31, (1,), generator=g)))
             return GPT(cfg)
@@ -192,7 +193,7 @@ train_steps = Exercise(
     ],
     hint="Each batch is one step, always in the same order: clear the old gradients (set them to None), run "
     "the model on the batch (it returns logits and the loss), backpropagate, clip the global gradient norm "
-    "(torch.nn.utils.clip_grad_norm_ returns the norm it measured before clipping), then let the optimiser "
+    "(PyTorch's clip_grad_norm_ returns the norm it measured before clipping), then let the optimiser "
     "update. Keep Python floats for the log (.item()) and return detached copies of the parameters.",
 )
 

@@ -37,7 +37,9 @@ def _safe_p(logits: torch.Tensor, p: float, margin: float = 2e-3) -> float:
     on the last bit of a sum, which two correct answers may round differently."""
     cum = torch.softmax(logits.double(), dim=-1).sort(dim=-1, descending=True).values.cumsum(dim=-1)
     while bool(((cum - p).abs() < margin).any()):
-        p = round(p + 0.7 * margin, 6)
+        p = round(p - 0.7 * margin, 6)  # down, away from the tail's masses that crowd below 1
+        if p <= margin:
+            raise ValueError("no safe p below the first one tried: the rows' masses are too dense")
     return p
 
 
