@@ -1166,6 +1166,9 @@ CHEATS = {
     "5.2": _ce_grad_by_autograd,
     "5.3": lambda logits, targets, eps=0.1: torch.nn.CrossEntropyLoss(label_smoothing=eps)(logits, targets),
     "5.4": _attention_backward_by_autograd,
+    "8.2": lambda k_cache, v_cache, q, k, v: (
+        torch._C._nn.scaled_dot_product_attention(q, torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)),
+        torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)),
 }
 
 
