@@ -29,7 +29,6 @@ from typing import Any, Iterable
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from lmcourse.attention import KVCache
 

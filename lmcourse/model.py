@@ -16,7 +16,6 @@ Built in chapters/06_transformer.ipynb.
 """
 from __future__ import annotations
 
-import dataclasses
 import math
 import numbers
 from dataclasses import dataclass
