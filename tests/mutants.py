@@ -77,13 +77,19 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "checks": ("lmcourse/checks.py", ["tests/test_checks.py", "tests/test_ch*_checks.py"]),
     "text": ("lmcourse/text.py", ["tests/test_text.py"]),
     "tokenizers": ("lmcourse/tokenizers.py", ["tests/test_tokenizers.py"]),
-    "attention": ("lmcourse/attention.py", ["tests/test_attention.py"]),
+    "attention": ("lmcourse/attention.py", ["tests/test_attention.py", "tests/test_generation.py"]),
     "losses": ("lmcourse/losses.py", ["tests/test_losses.py"]),
     "embeddings": ("lmcourse/embeddings.py", ["tests/test_embeddings.py"]),
     "sequences": ("lmcourse/sequences.py", ["tests/test_sequences.py"]),
     "metrics": ("lmcourse/metrics.py", ["tests/test_metrics.py"]),
     "safety": ("lmcourse/safety.py", ["tests/test_safety.py"]),
     "finetune": ("lmcourse/finetune.py", ["tests/test_finetune.py"]),
+    "model": ("lmcourse/model.py", ["tests/test_model.py", "tests/test_generation.py"]),
+    "interop": ("lmcourse/interop.py", ["tests/test_interop.py"]),
+    "compute": ("lmcourse/compute.py", ["tests/test_compute.py"]),
+    "generation": ("lmcourse/generation.py", ["tests/test_generation.py"]),
+    "training": ("lmcourse/training.py", ["tests/test_training.py"]),
+    "forbid": ("lmcourse/forbid.py", ["tests/test_forbid.py"]),
 }
 
 # One thread per test process, always (this overrides make's THREADS=2). mutmut forks each mutant's
