@@ -273,3 +273,188 @@ def bpe_merge_stepper(text: str, vocab_size: int = 300, pattern: str = "gpt4",
     `.render()`, which returns the list of token strings. Derived in chapters/02_tokenization.ipynb.
     """
     return BPEMergeStepper(text, vocab_size=vocab_size, pattern=pattern, train_text=train_text)
+
+
+# -- sampling explorer (chapter 08) -----------------------------------------------------
+SAMPLING_STAGES = ("model", "temperature", "top-k", "top-p")  # the order generate() applies them in
+
+
+def _token_label(s: str) -> str:
+    """A token as a tick label: spaces and line breaks made visible."""
+    return s.replace(" ", "␣").replace("\n", "↵").replace("\t", "⇥") or "∅"
+
+
+class SamplingView:
+    """What `SamplingExplorer.render` drew: the prompt's ids (the last block_size of them), the
+    next-token distribution (V,) after each stage of `SAMPLING_STAGES` (float64, summing to 1),
+    the token ids shown (`shown`, the most likely under the model first) and their labels, the
+    controls' values, the number of tokens the last stage keeps, and the matplotlib Figure.
+    `stages` is empty, and `message` says why, when there is nothing to draw (no prompt, or a
+    prompt the tokenizer cannot encode)."""
+
+    def __init__(self, prompt: str, ids: list[int], stages: dict[str, "torch.Tensor"], shown: list[int],
+                 labels: list[str], temperature: float, top_k: int, top_p: float, figure: "Figure",
+                 message: str = "") -> None:
+        self.prompt, self.ids, self.stages, self.shown, self.labels = prompt, ids, stages, shown, labels
+        self.temperature, self.top_k, self.top_p, self.figure, self.message = temperature, top_k, top_p, figure, message
+
+    @property
+    def final(self) -> "torch.Tensor | None":
+        """The distribution `generate` samples from with these settings (the last stage), or None."""
+        return self.stages.get(SAMPLING_STAGES[-1])
+
+    @property
+    def kept(self) -> int:
+        """How many tokens the last stage leaves a chance (probability > 0)."""
+        return 0 if self.final is None else int((self.final > 0).sum())
+
+    def __repr__(self) -> str:
+        return (f"SamplingView(prompt={self.prompt!r}, temperature={self.temperature:g}, top_k={self.top_k}, "
+                f"top_p={self.top_p:g}, kept={self.kept})")
+
+
+class SamplingExplorer:
+    """A prompt, temperature / top-k / top-p sliders, and the model's next-token distribution after each filter.
+
+    The prompt is encoded by `tokenizer`, cut to the model's last block_size tokens (as
+    `generate` does), and run through `model` once; the logits of the next token then pass
+    through the stages in `generate`'s order: softmax of the raw logits ("model"), divided by
+    the temperature ("temperature"; 0 means argmax, a one-hot), `top_k_filter` ("top-k"; 0 =
+    off), `top_p_filter` ("top-p"; 1 = off). The last stage is exactly the distribution
+    `generate(strategy="sample", ...)` draws from. The chart shows the n_show tokens the model
+    finds most likely, one bar per stage. Controls: `prompt` (Text), `temperature`,
+    `top_k`, `top_p` (sliders); changing one calls `render()`. Derived in chapters/08_generation.ipynb.
+    """
+
+    def __init__(self, model, tokenizer, prompt: str, n_show: int = 12) -> None:
+        import ipywidgets as W
+
+        cfg = getattr(model, "config", None)
+        if not all(hasattr(cfg, a) for a in ("vocab_size", "block_size")):
+            raise ValueError(f"model must be a GPT (a .config with vocab_size and block_size), got {type(model).__name__}")
+        if not (callable(getattr(tokenizer, "encode", None)) and callable(getattr(tokenizer, "decode", None))):
+            raise ValueError(f"tokenizer must have encode and decode, got {type(tokenizer).__name__}")
+        if not isinstance(prompt, str):
+            raise ValueError(f"prompt must be a str, got {type(prompt).__name__}")
+        if isinstance(n_show, bool) or not isinstance(n_show, int) or n_show < 1:
+            raise ValueError(f"n_show must be a positive int, got {n_show!r}")
+        self.model, self.tokenizer = model, tokenizer
+        self.V, self.block_size = int(cfg.vocab_size), int(cfg.block_size)
+        self.n_show = min(n_show, self.V)
+        self._logits_for: tuple[tuple[int, ...], "torch.Tensor"] | None = None
+        self.last: SamplingView | None = None
+
+        self.prompt = W.Text(value=prompt, description="prompt", continuous_update=False, layout=W.Layout(width="60%"))
+        self.temperature = W.FloatSlider(value=1.0, min=0.0, max=2.0, step=0.05, description="temperature")
+        self.top_k = W.IntSlider(value=0, min=0, max=self.V, step=1, description="top-k (0 off)")
+        self.top_p = W.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p (1 off)")
+        self.image = W.Image(format="png", layout=W.Layout(align_self="flex-start", height="auto"))
+        for c in (self.prompt, self.temperature, self.top_k, self.top_p):
+            c.observe(lambda _change: self.render(), names="value")
+        self.ui = W.VBox([self.prompt, W.HBox([self.temperature, self.top_k, self.top_p]), self.image])
+        self.render()
+
+    # -- the numbers -------------------------------------------------------------------
+    def context(self, prompt: str) -> list[int]:
+        """The token ids the model sees for `prompt`: its encoding, cut to the last block_size."""
+        return list(self.tokenizer.encode(prompt))[-self.block_size:]
+
+    def logits(self, ids: list[int]) -> "torch.Tensor":
+        """(V,) float64 logits of the token after `ids` (the model runs once per distinct context)."""
+        import torch
+
+        key = tuple(ids)
+        if self._logits_for is None or self._logits_for[0] != key:
+            p = next(self.model.parameters())
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    out = self.model(torch.tensor([ids], dtype=torch.long, device=p.device))
+            finally:
+                self.model.train(was_training)
+            self._logits_for = (key, out[0][0, -1].double().cpu())
+        return self._logits_for[1]
+
+    def distributions(self, logits: "torch.Tensor", temperature: float, top_k: int, top_p: float) -> dict[str, "torch.Tensor"]:
+        """The next-token distribution (V,) after each stage, as `generate` applies them."""
+        import torch
+
+        from .generation import top_k_filter, top_p_filter
+
+        stages = {"model": torch.softmax(logits, -1)}
+        if temperature == 0:  # the limit T -> 0: all the mass on the argmax, as generate() does
+            scaled = torch.full_like(logits, float("-inf"))
+            scaled[logits.argmax()] = 0.0
+        else:
+            scaled = logits / temperature
+        stages["temperature"] = torch.softmax(scaled, -1)
+        if top_k:
+            scaled = top_k_filter(scaled, int(top_k))
+        stages["top-k"] = torch.softmax(scaled, -1)
+        if top_p < 1.0:
+            scaled = top_p_filter(scaled, float(top_p))
+        stages["top-p"] = torch.softmax(scaled, -1)
+        return stages
+
+    # -- the drawing -------------------------------------------------------------------
+    def render(self) -> SamplingView:
+        """Redraw from the controls' current values; return what was drawn (also kept in `.last`)."""
+        import io
+
+        import numpy as np
+        from matplotlib.figure import Figure
+
+        prompt = self.prompt.value
+        T, k, p = float(self.temperature.value), int(self.top_k.value), float(self.top_p.value)
+        message, ids, stages, shown, labels = "", [], {}, [], []
+        try:
+            ids = self.context(prompt)
+        except ValueError as e:  # e.g. a character a CharTokenizer has never seen
+            message = f"cannot encode the prompt: {e}"
+        if not message and not ids:
+            message = "type a prompt"
+        fig = Figure(figsize=(max(6.0, 0.62 * self.n_show + 1.5), 3.6), dpi=DISPLAY_DPI, layout="constrained")
+        ax = fig.add_subplot()
+        if message:
+            ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
+            ax.set_axis_off()
+        else:
+            stages = self.distributions(self.logits(ids), T, k, p)
+            shown = stages["model"].argsort(descending=True, stable=True)[: self.n_show].tolist()
+            labels = [_token_label(self.tokenizer.decode([i])) for i in shown]
+            x = np.arange(len(shown))
+            width = 0.8 / len(SAMPLING_STAGES)
+            for j, name in enumerate(SAMPLING_STAGES):
+                ax.bar(x + (j - 1.5) * width, stages[name][shown].numpy(), width, label=name)
+            ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
+            ax.set_xlabel(f"next token (the {len(shown)} most likely under the model)")
+            ax.set_ylabel("probability")
+            ax.set_ylim(0, 1)
+            ax.legend(title="after", fontsize=8, title_fontsize=8)
+            kept = int((stages["top-p"] > 0).sum())
+            top_p_text = f"{p:g}" if p < 1 else "off"
+            ax.set_title(f"next-token distribution after each filter: temperature {T:g}, top-k "
+                         f"{k if k else 'off'}, top-p {top_p_text}; {kept} of {self.V} tokens kept", fontsize=9)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=DISPLAY_DPI * PIXEL_RATIO)
+        png = buf.getvalue()
+        self.image.value = png
+        self.image.layout.width = f"{round(png_size(png)[0] / PIXEL_RATIO)}px"
+        self.last = SamplingView(prompt, ids, stages, shown, labels, T, k, p, fig, message)
+        return self.last
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.ui._repr_mimebundle_(**kwargs)
+
+
+def sampling_explorer(model, tokenizer, prompt: str = "Once upon a time", n_show: int = 12) -> SamplingExplorer:
+    """An interactive view of sampling: the next-token distribution of `model` after the prompt,
+    after temperature, top-k and top-p, drawn as bars for the n_show most likely tokens.
+
+    Returns a `SamplingExplorer`; display it in a notebook cell, or set its controls
+    (`.prompt.value`, `.temperature.value`, `.top_k.value`, `.top_p.value`) and call
+    `.render()`, which returns a `SamplingView` with every stage's distribution (V,).
+    Derived in chapters/08_generation.ipynb.
+    """
+    return SamplingExplorer(model, tokenizer, prompt, n_show=n_show)
