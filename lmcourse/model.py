@@ -52,8 +52,13 @@ IGNORE_INDEX = -1  # a target equal to this is skipped by the loss (padding, or 
 
 # name -> function; GPT-2 uses the tanh approximation of GELU, BERT the exact (erf) one,
 # the 2017 Transformer ReLU
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU with GPT-2's tanh approximation (a named function, so a model pickles and torch.save works)."""
+    return F.gelu(x, approximate="tanh")
+
+
 ACTIVATIONS = {
-    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
+    "gelu_tanh": gelu_tanh,
     "gelu": F.gelu,
     "relu": F.relu,
 }

@@ -695,3 +695,13 @@ def test_encoder_decoder_halves_check_their_inputs():
         EncoderDecoder(GPTConfig())
     assert EncoderDecoderConfig(n_decoder_layer=1).n_dec == 1 and EncoderDecoderConfig().n_dec == 3
     assert len(EncoderDecoder(EncoderDecoderConfig(n_layer=2, n_decoder_layer=1, vocab_size=8, n_embd=8, n_head=2)).decoder.h) == 1
+
+
+def test_a_default_gpt_pickles():
+    # The grader sends exercise cases (which may hold a model) to its worker by pickle; torch.save(model) too.
+    import pickle
+
+    model = GPT(GPTConfig.tiny(n_layer=1))
+    clone = pickle.loads(pickle.dumps(model))
+    idx = torch.randint(0, 512, (1, 5))
+    assert torch.equal(model(idx)[0], clone(idx)[0])
