@@ -496,7 +496,7 @@ def _describe(x: Any) -> str:
         return f"{type(x).__name__} of {len(x)}"
     if isinstance(x, dict) and len(x) > 6:
         return f"dict of {len(x)} items"
-    text = repr(x)
+    text = " ".join(repr(x).split())  # a module's or optimiser's repr spans lines: keep the report's one line
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -1188,3 +1188,9 @@ def test_each_forbidden_shortcut_passes_the_values_but_is_flagged(ex_id):
     assert by_guard, f"the operator guard missed it: {result.forbidden}"
     assert set(result.forbidden) - set(by_guard) <= set(ex.forbidden_names())  # the rest: the tripwire's names
     assert ex.run(ex.reference).forbidden == [f"{ex.reference.__module__}.{ex.reference.__qualname__}"]
+
+
+def test_describe_keeps_a_multiline_repr_on_one_line():
+    # An exercise case holding a model or an optimiser: its repr spans lines, the report's input line must not.
+    text = checks._describe(torch.nn.Sequential(torch.nn.Linear(2, 3), torch.nn.ReLU()))
+    assert "\n" not in text and text.startswith("Sequential( (0): Linear(") and len(text) <= 60
