@@ -26,7 +26,7 @@ export TRANSFORMERS_OFFLINE := 1
 
 NBVAL := --nbval-current-env --nbval-cell-timeout=$(CELL_TIMEOUT) -p no:cacheprovider
 
-.PHONY: setup lab test unit notebooks-test exercises-test notebooks exercises readme doctor clean mutants site
+.PHONY: setup lab test unit notebooks-test exercises-test notebooks exercises readme doctor clean mutants site model
 
 setup: $(STAMP)
 
@@ -75,6 +75,15 @@ mutants: $(MUTATION_STAMP)
 
 exercises: setup
 	$(BIN)/lmcourse exercises build
+
+# The shipped model (lmcourse/checkpoints/story_tiny/, lmcourse.pretrained.story_gpt()): `lmcourse train`
+# from the committed config into MODEL_RUN, then its final weights, tokenizer and re-measured val loss
+# are exported beside the config; tests/test_shipped_model.py holds them to that record.
+MODEL_RUN ?= build/story_tiny
+model: setup
+	rm -rf $(MODEL_RUN)
+	$(BIN)/lmcourse train --config lmcourse/checkpoints/story_tiny.json --out $(MODEL_RUN)
+	$(BIN)/python -m lmcourse.pretrained $(MODEL_RUN)
 
 readme: setup
 	$(BIN)/lmcourse readme

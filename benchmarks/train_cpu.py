@@ -124,7 +124,7 @@ def run(name: str, model: nn.Module, data: TokenData, cfg: TrainConfig) -> dict:
     n_params = sum(p.numel() for p in model.parameters())
     before = load()
     t0 = time.perf_counter()
-    result = train(model, data, cfg, progress=False, plot=False)
+    train(model, data, cfg, progress=False, plot=False)
     wall = time.perf_counter() - t0
     t1 = time.perf_counter()
     val = evaluate(model, data, cfg)
