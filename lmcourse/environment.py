@@ -187,6 +187,8 @@ def install_kind(dist: importlib.metadata.Distribution | None = None) -> Install
     whose files are not the imported package (a source tree first on sys.path), is a checkout.
     """
     if dist is None:
+        if _in_a_checkout():
+            return Install("checkout")
         try:
             dist = importlib.metadata.distribution("lmcourse")
         except importlib.metadata.PackageNotFoundError:
@@ -204,6 +206,20 @@ def install_kind(dist: importlib.metadata.Distribution | None = None) -> Install
     if url:
         return Install("file", url)
     return Install("index")
+
+
+def _in_a_checkout() -> bool:
+    """True when the imported package sits in a source checkout (its folder beside lmcourse's pyproject.toml).
+
+    Checked first: in a checkout, `importlib.metadata` may find a stale `lmcourse.egg-info` that setuptools left
+    in the repository root (on sys.path when run from there) instead of the editable install's record.
+    """
+    pyproject = os.path.join(os.path.dirname(os.path.dirname(os.path.realpath(__file__))), "pyproject.toml")
+    try:
+        with open(pyproject, encoding="utf-8") as f:
+            return 'name = "lmcourse"' in f.read()
+    except OSError:
+        return False
 
 
 def _imports_this(dist: importlib.metadata.Distribution) -> bool:
