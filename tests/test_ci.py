@@ -99,14 +99,19 @@ def test_ci_run_installs_debian_packages_as_root_or_through_sudo():
 STDLIB_READS = {
     "collections": "Counter / defaultdict: insertion-ordered (3.7+), most_common ties in insertion order",
     "copy": "deepcopy of a module: no output of its own",
+    "dataclasses": "dataclasses.replace on a frozen TrainConfig: builds a config, prints nothing of its own",
     "importlib": "the setup cell's find_spec: no output",
     "io": "StringIO for doctor's report, whose cell's output is not compared (NBVAL_IGNORE_OUTPUT)",
     "math": "log, exp, sqrt, pi on floats: the C library's, not the Python version's",
     "os": "os.environ set (HF_HUB_OFFLINE): no output",
+    "pathlib": "Path joins for a temporary run folder: paths are not printed",
     "random": "random.Random(seed) draws (Mersenne Twister): the same sequence on 3.10-3.12",
     "re": "ASCII patterns on ASCII text",
     "subprocess": "the setup cell's pip install, run only where lmcourse is missing: no output",
+    "shutil": "copytree / rmtree of a temporary run folder: no output",
     "sys": "sys.executable, masked in stored output",
+    "tempfile": "mkdtemp for a run folder, whose name is never printed",
+    "time": "perf_counter for timings, printed only in cells whose output is not compared (NBVAL_IGNORE_OUTPUT)",
     "unicodedata": "NFC / NFKC of long-assigned characters (Latin, CJK compatibility, ligatures), stable since Unicode 3.2",
 }
 # What does vary with the Python version: never in a cell whose output is compared.
