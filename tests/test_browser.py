@@ -217,6 +217,7 @@ def test_explorer_chapter_runs_in_jupyterlab_and_its_widget_responds(lab):
             view.scroll_into_view_if_needed()
             image.wait_for()
             before, value_before = image_digest(page, image), readout.inner_text()
+            src_before = image.get_attribute("src")  # read now: after the key presses the redraw may already be done
             page.screenshot(path=str(ARTIFACTS / "browser-explorer-before.png"))
 
             slider.focus()
@@ -225,7 +226,7 @@ def test_explorer_chapter_runs_in_jupyterlab_and_its_widget_responds(lab):
             page.wait_for_function("([el, v]) => el.innerText !== v", arg=[readout.element_handle(), value_before])
             wait_idle(page, api, code_cells)
             page.wait_for_function("([img, src]) => img.src !== src && img.complete",
-                                   arg=[image.element_handle(), image.get_attribute("src")])
+                                   arg=[image.element_handle(), src_before])
             after_slider = image_digest(page, image)
             assert readout.inner_text() != value_before, "the slider's readout did not move"
             assert after_slider != before, "moving the multiplier slider did not change the heatmap"
