@@ -1081,6 +1081,11 @@ EDGE_LABELS = {
     "8.1": ["p below the top token's probability: only it is kept", "rows with -inf already (after top-k)",
             "tied logits at the boundary: lower index first", "p = 1 keeps every token", "V = 1"],
     "8.2": ["empty cache: the first token", "one cached position, one head", "float32"],
+    # ch09 edge labels (part 09 adds its lines below this one)
+    # ch10 edge labels (part 10 adds its lines below this one)
+    # ch11 edge labels (part 11 adds its lines below this one)
+    # ch12 edge labels (part 12 adds its lines below this one)
+    # ch13 edge labels (part 13 adds its lines below this one)
 }
 
 
@@ -1115,8 +1120,9 @@ def test_hidden_seeds_change_the_cases_sizes_included(ex_id):
     assert any(sizes(ex.cases(s)) != sizes(ex.cases(0)) for s in SEEDS), f"{ex}: sizes never change with the seed"
 
 
-def test_every_chapter_0_to_5_7_8_exercise_lists_its_edge_cases():
-    assert {i for i in REGISTRY if int(i.split(".")[0]) in (0, 1, 2, 3, 4, 5, 7, 8)} == set(EDGE_LABELS)
+def test_every_exercise_but_chapter_6s_lists_its_edge_cases():
+    # chapter 6's exercises pin their edge cases in tests/test_ch06_checks.py
+    assert {i for i in REGISTRY if int(i.split(".")[0]) != 6} == set(EDGE_LABELS)
 
 
 @pytest.mark.parametrize("ex_id", list(EDGE_LABELS))
@@ -1169,6 +1175,11 @@ CHEATS = {
     "8.2": lambda k_cache, v_cache, q, k, v: (
         torch._C._nn.scaled_dot_product_attention(q, torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)),
         torch.cat([k_cache, k], 2), torch.cat([v_cache, v], 2)),
+    # ch09 cheats (part 09 adds its lines below this one)
+    # ch10 cheats (part 10 adds its lines below this one)
+    # ch11 cheats (part 11 adds its lines below this one)
+    # ch12 cheats (part 12 adds its lines below this one)
+    # ch13 cheats (part 13 adds its lines below this one)
 }
 
 
