@@ -44,6 +44,8 @@ The second part (chapter 13) turns the counts into what training needs:
   GPU-hours and a price at a stated peak throughput and utilisation;
 - efficiency: `mfu`, the model-FLOPs utilisation of a measured tokens/s, against a peak such
   as `matmul_peak`, this machine's measured fp32 matrix-product FLOP/s.
+- scaling laws: `fit_power_law` fits L(N) = a·N^(−alpha) + c to the losses of a family of
+  models (least squares in L; chapter 13 trains five sizes for one compute budget).
 `python -m lmcourse.compute` prints the FLOP table, then estimate against measurement for the
 memory of a step, then GPT-3's cost on each accelerator of the datasheet constants below.
 """
@@ -54,13 +56,13 @@ import numbers
 import statistics
 import time
 import weakref
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "param_breakdown", "param_count", "flops_per_token", "training_flops", "counted_flops_per_token",
     "OPTIMIZER_STATES", "training_memory", "measured_training_memory",
     "A100_BF16_FLOPS", "V100_FP16_FLOPS", "H100_BF16_FLOPS", "GPT3_PARAMS", "GPT3_TOKENS",
-    "training_cost", "mfu", "matmul_peak",
+    "training_cost", "mfu", "matmul_peak", "PowerLawFit", "fit_power_law",
 ]
 
 _FIELDS = ("vocab_size", "block_size", "n_layer", "n_embd")
@@ -590,6 +592,105 @@ def matmul_peak(n: int = 1024, *, dtype: Any = None, repeats: int = 5, warmup: i
         torch.mm(a, b, out=out)
         times.append(time.perf_counter() - t0)
     return 2.0 * n**3 / max(statistics.median(times), 1e-9)  # a timer tick of 0 would divide by zero
+
+
+# ----------------------------------------------------------------------------- scaling laws
+
+
+class PowerLawFit(NamedTuple):
+    """L(N) = a·N^(−alpha) + c: a the scale, alpha the exponent, c the irreducible loss."""
+
+    a: float
+    alpha: float
+    c: float
+
+    def __call__(self, n: Any) -> Any:
+        """The fitted loss at n (a number or a numpy array of them)."""
+        return self.a * n ** (-self.alpha) + self.c
+
+
+def _log_line(log_n: Any, loss: Any, c: float) -> tuple[float, float, float]:
+    """For a fixed c: (a, alpha) from the straight line log(L − c) = log a − alpha·log N, and its squared error in L."""
+    import numpy as np
+
+    slope, intercept = np.polyfit(log_n, np.log(loss - c), 1)
+    a, alpha = float(np.exp(intercept)), float(-slope)
+    return a, alpha, float(np.sum((a * np.exp(-alpha * log_n) + c - loss) ** 2))
+
+
+def fit_power_law(n: Any, loss: Any) -> PowerLawFit:
+    """Least-squares fit of L(N) = a·N^(−alpha) + c to losses measured at model sizes n.
+
+    n: the sizes (parameters, or any positive scale: compute, tokens), loss: the loss at each;
+    sequences or 1-D arrays of the same length, at least 3 points at 3 distinct sizes. With c
+    fixed, the law is a straight line in log–log coordinates, log(L − c) = log a − alpha·log N,
+    so: for each c on a fine grid in [0, min(L)) fit that line, keep the c whose (a, alpha)
+    give the smallest squared error in L itself, narrow the bracket around it by golden-section
+    search, then polish all three jointly with Gauss–Newton steps on the squared error in L
+    (kept only while they lower it and c stays in [0, min(L))). c is bounded below by 0 (a
+    loss has no negative floor) and above by the smallest loss. A pure power law (c = 0) is
+    recovered exactly, up to rounding: its c = 0 line has zero error.
+    ValueError on fewer than 3 points, fewer than 3 distinct sizes, a non-positive size or
+    loss, non-finite values, or mismatched lengths.
+    Derived in chapters/13_compute_scaling.ipynb.
+    """
+    import numpy as np
+
+    arrays = []
+    for name, values in (("n", n), ("loss", loss)):
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as err:
+            raise ValueError(f"{name} must be a sequence of numbers, got {values!r}") from err
+        if arr.ndim != 1:
+            raise ValueError(f"{name} must be one-dimensional, got shape {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"{name} must be finite, got {arr.tolist()}")
+        if np.any(arr <= 0):
+            raise ValueError(f"{name} must be > 0 everywhere, got {arr.tolist()}")
+        arrays.append(arr)
+    n_arr, l_arr = arrays
+    if n_arr.shape != l_arr.shape:
+        raise ValueError(f"n and loss must have the same length, got {n_arr.size} and {l_arr.size}")
+    if n_arr.size < 3:
+        raise ValueError(f"a power law with an offset has 3 parameters: need at least 3 points, got {n_arr.size}")
+    if np.unique(n_arr).size < 3:
+        raise ValueError(f"n must hold at least 3 distinct sizes, got {np.unique(n_arr).tolist()}")
+
+    log_n = np.log(n_arr)
+    top = float(l_arr.min())
+    # dense near min(L), where the error is most sensitive to c: a linear grid plus 1 − 10^−k steps
+    grid = np.unique(np.concatenate([np.linspace(0.0, top, 2001)[:-1], top * (1 - np.logspace(-1, -9, 81))]))
+    errors = [_log_line(log_n, l_arr, c)[2] for c in grid]
+    k = int(np.argmin(errors))
+    lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, grid.size - 1)]
+    best_c, best = float(grid[k]), _log_line(log_n, l_arr, float(grid[k]))
+    ratio = (math.sqrt(5) - 1) / 2
+    for _ in range(60):  # golden-section search of the bracket around the best grid point
+        c1, c2 = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        if _log_line(log_n, l_arr, c1)[2] <= _log_line(log_n, l_arr, c2)[2]:
+            hi = c2
+        else:
+            lo = c1
+    mid = (lo + hi) / 2
+    if _log_line(log_n, l_arr, mid)[2] < best[2]:
+        best_c, best = mid, _log_line(log_n, l_arr, mid)
+    a, alpha, sse = best
+    c = best_c
+    # Gauss–Newton on (log a, alpha, c): the line above minimised the error of log(L − c), not of L
+    for _ in range(50):
+        power = np.exp(np.log(a) - alpha * log_n)
+        residual = power + c - l_arr
+        jac = np.stack([power, -power * log_n, np.ones_like(log_n)], axis=1)
+        step = np.linalg.lstsq(jac, -residual, rcond=None)[0]
+        new_a, new_alpha, new_c = a * math.exp(step[0]), alpha + step[1], c + step[2]
+        if not (0.0 <= new_c < top and math.isfinite(new_a) and math.isfinite(new_alpha)):
+            break
+        new_sse = float(np.sum((new_a * np.exp(-new_alpha * log_n) + new_c - l_arr) ** 2))
+        if not new_sse < sse:
+            break
+        a, alpha, c, sse = new_a, new_alpha, new_c, new_sse
+    return PowerLawFit(a=float(a), alpha=float(alpha), c=float(c))
 
 
 def _print_memory_table(cases: dict[str, tuple[Any, int, int]] | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -418,3 +419,77 @@ def test_the_cpu_peak_agrees_with_torchs_own_memory_tracker():
         opt.zero_grad(set_to_none=True)
     theirs = tracker.get_tracker_snapshot("peak")[torch.device("cpu")]["Total"]
     assert abs(ours / theirs - 1) < 0.01, (ours, theirs)
+
+
+# ----------------------------------------------------------------------------- fit_power_law
+
+_SIZES = np.array([3e3, 1e4, 3e4, 1e5, 3e5, 1e6])
+
+
+@pytest.mark.parametrize("a, alpha", [(5.0, 0.3), (400.0, 0.076), (2.0, 1.2)])
+def test_a_pure_power_law_is_recovered_exactly(a, alpha):
+    fit = compute.fit_power_law(_SIZES, a * _SIZES**-alpha)
+    assert isinstance(fit, compute.PowerLawFit)
+    assert fit.a == pytest.approx(a, rel=1e-9)
+    assert fit.alpha == pytest.approx(alpha, rel=1e-9)
+    assert fit.c == pytest.approx(0.0, abs=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.floats(0.5, 50.0), st.floats(0.1, 0.8), st.floats(0.2, 4.0))
+def test_a_power_law_with_an_offset_is_recovered(a, alpha, c):
+    # noiseless: the grid + golden section + Gauss–Newton reach the exact minimum (zero error)
+    loss = a * _SIZES**-alpha + c
+    fit = compute.fit_power_law(_SIZES.tolist(), loss.tolist())
+    assert fit.a == pytest.approx(a, rel=1e-4)
+    assert fit.alpha == pytest.approx(alpha, rel=1e-4)
+    assert fit.c == pytest.approx(c, rel=1e-4, abs=1e-6)
+
+
+def test_noisy_losses_give_the_law_within_a_stated_tolerance():
+    # 0.2% multiplicative noise on 6 points, as a small training run's val loss: alpha within 10%
+    # and c within 2%, and the fit's error no larger than the true law's (it is least squares)
+    rng = np.random.default_rng(0)
+    true = compute.PowerLawFit(a=20.0, alpha=0.35, c=1.7)
+    for _ in range(5):
+        loss = true(_SIZES) * (1 + 0.002 * rng.standard_normal(_SIZES.size))
+        fit = compute.fit_power_law(_SIZES, loss)
+        assert fit.alpha == pytest.approx(true.alpha, rel=0.1)
+        assert fit.c == pytest.approx(true.c, rel=0.02)
+        assert np.sum((fit(_SIZES) - loss) ** 2) <= np.sum((true(_SIZES) - loss) ** 2)
+        assert 0 <= fit.c < loss.min()
+
+
+def test_the_fit_is_least_squares_in_the_loss_not_in_its_logarithm():
+    # the straight log-log line through L − c weighs small losses up; the returned fit must beat
+    # every nearby (a, alpha, c) on the squared error in L itself
+    rng = np.random.default_rng(1)
+    loss = 3.0 * _SIZES**-0.25 + 0.9 + 0.01 * rng.standard_normal(_SIZES.size)
+    fit = compute.fit_power_law(_SIZES, loss)
+    best = np.sum((fit(_SIZES) - loss) ** 2)
+    for da, dalpha, dc in [(1.001, 0, 0), (0.999, 0, 0), (1, 1e-3, 0), (1, -1e-3, 0), (1, 0, 1e-3), (1, 0, -1e-3)]:
+        other = compute.PowerLawFit(fit.a * da, fit.alpha + dalpha, fit.c + dc)
+        assert np.sum((other(_SIZES) - loss) ** 2) > best
+
+
+def test_a_power_law_fit_evaluates_at_any_size():
+    fit = compute.PowerLawFit(a=2.0, alpha=0.5, c=1.0)
+    assert fit(4.0) == pytest.approx(2.0)
+    np.testing.assert_allclose(fit(np.array([1.0, 100.0])), [3.0, 1.2])
+
+
+@pytest.mark.parametrize("n, loss, match", [
+    ([1e3, 1e4], [3.0, 2.5], "at least 3 points"),
+    ([1e3, 1e3, 1e4], [3.0, 2.9, 2.5], "3 distinct sizes"),
+    ([1e3, 0.0, 1e4], [3.0, 2.9, 2.5], "n must be > 0"),
+    ([1e3, -5.0, 1e4], [3.0, 2.9, 2.5], "n must be > 0"),
+    ([1e3, 1e4, 1e5], [3.0, float("nan"), 2.5], "loss must be finite"),
+    ([1e3, float("inf"), 1e5], [3.0, 2.9, 2.5], "n must be finite"),
+    ([1e3, 1e4, 1e5], [3.0, 0.0, 2.5], "loss must be > 0"),
+    ([1e3, 1e4, 1e5], [3.0, 2.9], "same length"),
+    ([[1e3, 1e4, 1e5]], [[3.0, 2.9, 2.5]], "one-dimensional"),
+    (["a", "b", "c"], [3.0, 2.9, 2.5], "sequence of numbers"),
+])
+def test_bad_input_to_fit_power_law_is_named(n, loss, match):
+    with pytest.raises(ValueError, match=match):
+        compute.fit_power_law(n, loss)
