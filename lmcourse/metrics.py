@@ -1,9 +1,11 @@
-"""Evaluation metrics: classification, language-model likelihood, calibration, QA, BLEU and ROUGE-L.
+"""Evaluation metrics: classification, language-model likelihood, calibration, QA, BLEU and ROUGE-L,
+and an n-gram overlap detector for test items leaked into training data.
 
 Every function here is checked against an outside oracle in tests/test_metrics.py:
 scikit-learn for accuracy, precision / recall / F1 and the confusion matrix (and its
 ``calibration_curve`` for the reliability bins), sacrebleu for BLEU, rouge-score for ROUGE-L,
-and the official SQuAD evaluation's known answers for exact match and token F1.
+and the official SQuAD evaluation's known answers for exact match and token F1; the n-gram
+overlap detector against a brute-force substring search of the training text.
 
 Conventions, chosen once for the whole module:
 
@@ -24,6 +26,7 @@ Used in chapters/10_evaluation.ipynb and chapters/11_applications.ipynb.
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import string
 import unicodedata
@@ -762,3 +765,99 @@ def corpus_rouge_l(
     refs = _references(references, len(hyps))
     scores = [rouge_l(h, r, tokenize) for h, r in zip(hyps, refs)]
     return RougeScore(*(float(np.mean([getattr(s, f) for s in scores])) for f in ("precision", "recall", "fmeasure")))
+
+
+# --------------------------------------------------------------------------------------
+# contamination: test items found in the training data
+
+
+def words(text: str) -> list[str]:
+    """The words a contamination check compares: lowercased runs of letters and digits (``\\w+``).
+
+    Punctuation, case and spacing are dropped, so a test item copied into the training data
+    with other quotes or capitals is still found (decontamination as in GPT-3's, Brown et al.
+    2020, appendix C, which compares normalised 13-grams).
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"texts must be strings, got {type(text).__name__}")
+    return re.findall(r"\w+", text.lower())
+
+
+def _texts(name: str, texts: Any) -> list[str]:
+    if isinstance(texts, str):
+        return [texts]
+    if not hasattr(texts, "__iter__"):
+        raise ValueError(f"{name} must be a string or a list of strings, got {type(texts).__name__}")
+    out = list(texts)
+    for i, t in enumerate(out):
+        if not isinstance(t, str):
+            raise ValueError(f"{name}[{i}] must be a string, got {type(t).__name__} (pass the texts, not (text, label) pairs)")
+    return out
+
+
+class NGramIndex:
+    """Every word n-gram of a training corpus, to look test items up in: the n-gram overlap detector.
+
+    ``documents``: one string (a whole corpus) or a list of them (training examples); an n-gram
+    never spans two documents. ``n``: the n-gram length in words (:func:`words`). Long n-grams
+    are evidence of copying, short ones are not: templated or formulaic text shares its 3-grams
+    without any leak, so a small n flags clean items (false positives), and a large n misses
+    items that were leaked with a few words changed. GPT-3 used n = 13; this course's
+    one-sentence items need less (chapters/10_evaluation.ipynb measures it).
+    """
+
+    def __init__(self, documents: str | Iterable[str], n: int = 8) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be an int >= 1 (words per n-gram), got {n!r}")
+        self.n = n
+        self._docs = [words(d) for d in _texts("documents", documents)]
+        self._by_len: dict[int, set[tuple[str, ...]]] = {}
+
+    def grams(self, m: int) -> set[tuple[str, ...]]:
+        """The set of the corpus's m-word sequences (built on first use, then kept)."""
+        if m not in self._by_len:
+            self._by_len[m] = {tuple(d[i:i + m]) for d in self._docs for i in range(len(d) - m + 1)}
+        return self._by_len[m]
+
+    def overlap(self, text: str) -> float:
+        """The fraction of ``text``'s word n-grams that occur in the corpus, in [0, 1].
+
+        An item shorter than n words is one "n-gram", all of its words in a row: 1.0 if that
+        sequence occurs in a training document, else 0.0. An item with no words scores 0.0
+        (nothing in it can have been copied).
+        """
+        w = words(text)
+        if not w:
+            return 0.0
+        m = min(self.n, len(w))
+        seen = self.grams(m)
+        grams = [tuple(w[i:i + m]) for i in range(len(w) - m + 1)]
+        return sum(g in seen for g in grams) / len(grams)
+
+    def __repr__(self) -> str:
+        return f"NGramIndex({len(self._docs)} documents, {sum(map(len, self._docs))} words, n={self.n})"
+
+
+def ngram_overlap(items: str | Sequence[str], training: NGramIndex | str | Iterable[str], n: int = 8) -> np.ndarray:
+    """Per test item, the fraction of its word n-grams found in the training data: float64 (len(items),).
+
+    ``training`` is an :class:`NGramIndex` (its own n is used) or the training texts, indexed
+    here with ``n``. See :meth:`NGramIndex.overlap` for items shorter than n words. Zero items
+    give an empty array.
+    """
+    index = training if isinstance(training, NGramIndex) else NGramIndex(training, n)
+    return np.array([index.overlap(t) for t in _texts("items", items)], dtype=np.float64)
+
+
+def contaminated(items: str | Sequence[str], training: NGramIndex | str | Iterable[str], n: int = 8,
+                 threshold: float = 0.5) -> np.ndarray:
+    """Which test items look leaked into the training data: bool (len(items),), overlap >= threshold.
+
+    The n-gram overlap detector: an item is flagged when at least ``threshold`` of its word
+    n-grams (:func:`ngram_overlap`) occur in the training data; threshold in (0, 1]. With 1.0
+    only items copied whole are flagged; lower values also catch items leaked with an edit.
+    """
+    t = float(threshold) if isinstance(threshold, numbers.Real) and not isinstance(threshold, bool) else math.nan
+    if not 0 < t <= 1:
+        raise ValueError(f"threshold must be in (0, 1] (a fraction of the n-grams), got {threshold!r}")
+    return ngram_overlap(items, training, n) >= t

@@ -635,3 +635,78 @@ def test_rouge_l_hand_worked():
         metrics.rouge_l("a", [])
     with pytest.raises(ValueError, match="1 hypotheses but 2"):
         metrics.corpus_rouge_l(["a"], ["a", "b"])
+
+
+# --------------------------------------------------------------------------------------
+# contamination: the n-gram overlap detector against a brute-force substring search
+
+
+def _brute_overlap(item, docs, n):
+    """The fraction of item's word n-grams found, by searching each training text as a string."""
+    w = metrics.words(item)
+    if not w:
+        return 0.0
+    m = min(n, len(w))
+    haystacks = [" " + " ".join(metrics.words(d)) + " " for d in docs]
+    grams = [" " + " ".join(w[i:i + m]) + " " for i in range(len(w) - m + 1)]
+    return sum(any(g in h for h in haystacks) for g in grams) / len(grams)
+
+
+def _random_texts(rng, k, vocab="a b c d E, f. G!".split()):
+    return [" ".join(rng.choice(vocab) for _ in range(rng.randint(0, 12))) for _ in range(k)]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_ngram_overlap_matches_brute_force(seed):
+    rng = random.Random(seed)
+    docs, items, n = _random_texts(rng, rng.randint(1, 6)), _random_texts(rng, 20), rng.randint(1, 5)
+    items += [docs[0], docs[-1] + " b"]                        # copied whole, and copied with a word added
+    got = metrics.ngram_overlap(items, docs, n)
+    assert got.dtype == np.float64 and got.shape == (len(items),)
+    assert _close(got, [_brute_overlap(t, docs, n) for t in items])
+    index = metrics.NGramIndex(docs, n)                        # an index built once gives the same answers
+    assert _close(metrics.ngram_overlap(items, index, n=99), got)
+    for threshold in (0.25, 0.5, 1.0):
+        np.testing.assert_array_equal(metrics.contaminated(items, index, threshold=threshold), got >= threshold)
+
+
+def test_ngram_overlap_hand_worked():
+    docs = ["Mia loved the cake at the park.", "Tom cried all the way home."]
+    # case and punctuation do not hide a copy
+    assert metrics.ngram_overlap(["MIA, loved the cake -- at the PARK!"], docs, 3).tolist() == [1.0]
+    # "the cake at the beach": 3-grams (the cake at) and (cake at the) found, (at the beach) not
+    assert metrics.ngram_overlap("the cake at the beach", docs, 3).tolist() == [2 / 3]
+    # an n-gram never spans two documents; one string is one document
+    assert metrics.ngram_overlap("park tom cried", docs, 3).tolist() == [0.0]
+    assert metrics.ngram_overlap("park tom cried", " ".join(docs), 3).tolist() == [1.0]
+    # shorter than n: the whole item in a row, or nothing
+    assert metrics.ngram_overlap(["cried all", "all cried", ""], docs, 8).tolist() == [1.0, 0.0, 0.0]
+    assert metrics.ngram_overlap([], docs, 3).shape == (0,)
+    # the threshold is inclusive
+    assert metrics.contaminated(["a b c x"], ["a b c"], 2, threshold=2 / 3).tolist() == [True]
+    assert metrics.contaminated(["a b c x"], ["a b c"], 2, threshold=0.7).tolist() == [False]
+    assert repr(metrics.NGramIndex(docs, 4)) == "NGramIndex(2 documents, 13 words, n=4)"
+
+
+def test_a_small_n_flags_templated_text_a_large_n_does_not():
+    # two different sentences of one template share their short n-grams without any copying
+    train, test = ["Mia loved the warm soup at the old park today"], ["Tom loved the warm soup at the old beach today"]
+    assert metrics.contaminated(test, train, 3).tolist() == [True]
+    assert metrics.contaminated(test, train, 8).tolist() == [False]
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: metrics.NGramIndex(["a"], 0), "n must be an int >= 1"),
+    (lambda: metrics.NGramIndex(["a"], True), "n must be an int >= 1"),
+    (lambda: metrics.NGramIndex(["a", ("b", 1)]), r"documents\[1\] must be a string.*not \(text, label\) pairs"),
+    (lambda: metrics.NGramIndex(3), "documents must be a string or a list of strings"),
+    (lambda: metrics.ngram_overlap(["a", 3], ["a"]), r"items\[1\] must be a string"),
+    (lambda: metrics.contaminated(["a"], ["a"], threshold=0), r"threshold must be in \(0, 1\]"),
+    (lambda: metrics.contaminated(["a"], ["a"], threshold=1.5), r"threshold must be in \(0, 1\]"),
+    (lambda: metrics.contaminated(["a"], ["a"], threshold=True), r"threshold must be in \(0, 1\]"),
+    (lambda: metrics.contaminated(["a"], ["a"], threshold="0.5"), r"threshold must be in \(0, 1\]"),
+    (lambda: metrics.words(None), "texts must be strings"),
+])
+def test_bad_contamination_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
