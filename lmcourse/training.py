@@ -1144,6 +1144,20 @@ def train(
         trained = now - session_t0 - busy
         return (result.step - start) * tokens_per_step / trained if trained > 0 else 0.0
 
+    def call(cbs: list[Any], info: Any) -> bool:
+        """Run every callback; True when one asks to stop. A KeyboardInterrupt from one is Ctrl-C's
+        first press: the step's logging, evaluation and checkpoint still happen (so a resumed run's
+        log equals a straight run's), then the loop stops and saves. A second one stops at once."""
+        stop = False
+        for cb in cbs:
+            try:
+                stop |= bool(cb(info))
+            except KeyboardInterrupt:
+                if ctrl_c.requested:
+                    raise
+                ctrl_c.requested = True
+        return stop
+
     def run_eval() -> bool:
         nonlocal busy
         t = time.perf_counter()
@@ -1152,7 +1166,7 @@ def train(
         result.val_steps.append(result.step)
         result.val_losses.append(val)
         info = EvalInfo(step=result.step, val_loss=val, train_loss=result.losses[-1] if result.losses else float("nan"))
-        stop = any([bool(cb(info)) for cb in on_eval])
+        stop = call(on_eval, info)
         busy += time.perf_counter() - t
         return stop
 
@@ -1199,7 +1213,11 @@ def train(
     try:
         with _StopRequest() as ctrl_c:
             stop = ""
-            if cfg.eval_interval and start == 0 and not result.val_steps:
+            # the evaluation due after `start` updates, unless it is in the history already: at the start
+            # of a run, or on resuming from a checkpoint saved without it (interrupted during that
+            # evaluation); a straight run evaluates there, so a resumed one must too
+            due = cfg.eval_interval and (start % cfg.eval_interval == 0 or start == cfg.steps)
+            if due and not (result.val_steps and result.val_steps[-1] == start):
                 stop = "callback" if run_eval() else ""
             while result.step < cfg.steps and not stop:
                 in_step = True
@@ -1246,7 +1264,7 @@ def train(
                     sync(s + 1)
                     t = time.perf_counter()
                     info = StepInfo(s, result.losses[s], lr, result.grad_norms[s], throughput(t), t - session_t0)
-                    if any([bool(cb(info)) for cb in on_step]):
+                    if call(on_step, info):
                         stop = "callback"
                     busy += time.perf_counter() - t
                 if s % cfg.log_interval == 0 or s == cfg.steps - 1:
@@ -1261,7 +1279,7 @@ def train(
                     bar.set_postfix(loss=f"{info.loss:.4f}", tok_s=f"{info.tokens_per_s:,.0f}", refresh=False)
                     bar.update(s + 1 - bar.n)
                     t = time.perf_counter()
-                    if any([bool(cb(info)) for cb in on_log]):
+                    if call(on_log, info):
                         stop = "callback"
                     busy += time.perf_counter() - t
                     log_t, log_busy, log_step = time.perf_counter(), busy, s + 1

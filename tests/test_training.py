@@ -409,6 +409,67 @@ def test_keyboard_interrupt_saves_then_stops(tmp_path):
     assert r.step == 20 and len(r.losses) == 20
 
 
+# Evaluate after updates 0, 4, 8, 12 (start, every 4, end); log after steps 0, 3, 6, 9 and 11 (the last).
+RESUME_KW = dict(steps=12, eval_interval=4, log_interval=3)
+
+
+def _metrics(run: Path) -> list[dict]:
+    # timings differ between any two runs; everything else in the log must not
+    return [{k: v for k, v in json.loads(line).items() if k not in ("tokens_per_s", "elapsed_s")}
+            for line in (run / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def straight_12(tmp_path_factory):
+    run = tmp_path_factory.mktemp("straight") / "run"
+    return quiet(tiny_model(), tiny_data(), cfg(**RESUME_KW), run), _metrics(run)
+
+
+def _assert_resumes_as_straight(run: Path, straight_12) -> None:
+    straight, straight_log = straight_12
+    r = quiet(tiny_model(seed=7), tiny_data(), cfg(**RESUME_KW), run, resume=True)
+    assert r.losses == straight.losses
+    assert (r.val_steps, r.val_losses) == (straight.val_steps, straight.val_losses)
+    assert _metrics(run) == straight_log
+
+
+# 3: the step whose end is an eval (and a log) point; 7: the same, not a log point; 4: the step right after
+# an eval; 0 and 11: the first and the last step
+@pytest.mark.parametrize("stop_at", [0, 3, 4, 7, 11])
+def test_resume_after_a_callback_interrupt_at_any_step_logs_as_a_straight_run(tmp_path, straight_12, stop_at):
+    class CtrlC:
+        def on_step(self, info):
+            if info.step == stop_at:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted, match=f"after step {stop_at};"):
+        quiet(tiny_model(), tiny_data(), cfg(**RESUME_KW), run, [CtrlC()])
+    assert load_checkpoint(run).step == stop_at + 1
+    _assert_resumes_as_straight(run, straight_12)
+
+
+@pytest.mark.parametrize("eval_at", [0, 4, 12])  # the start, the middle, the end
+def test_resume_after_an_interrupt_during_evaluation_evaluates_first(tmp_path, straight_12, monkeypatch, eval_at):
+    real = training.evaluate
+
+    def interrupted(model, data, c, **kw):  # a second Ctrl-C while the val loss after `eval_at` updates is measured
+        calls.append(1)
+        if len(calls) == eval_at // 4 + 1:
+            raise KeyboardInterrupt
+        return real(model, data, c, **kw)
+
+    calls: list = []
+    monkeypatch.setattr(training, "evaluate", interrupted)
+    run = tmp_path / "run"
+    with pytest.raises(TrainingInterrupted):
+        quiet(tiny_model(), tiny_data(), cfg(**RESUME_KW), run)
+    monkeypatch.setattr(training, "evaluate", real)
+    ck = load_checkpoint(run)
+    assert ck.step == eval_at and eval_at not in ck.state["history"]["val_steps"]  # saved without that eval
+    _assert_resumes_as_straight(run, straight_12)
+
+
 def test_run_folder_rules(tmp_path):
     run = tmp_path / "run"
     _run_with_checkpoints(run)
