@@ -1085,7 +1085,15 @@ EDGE_LABELS = {
     # ch10 edge labels (part 10 adds its lines below this one)
     # ch11 edge labels (part 11 adds its lines below this one)
     # ch12 edge labels (part 12 adds its lines below this one)
+    "12.1": ["three candidates tied with the canary count half", "the canary the best: exposure log2 N",
+             "the canary the worst: rank N, exposure 0", "all tied: rank (N + 1) / 2", "no candidates: N = 1"],
+    "12.2": ["identical sets: estimate 1", "disjoint sets: estimate 0", "one permutation (K = 1)",
+             "one set empty: its signature is p in every slot", "both sets empty: estimate 1"],
     # ch13 edge labels (part 13 adds its lines below this one)
+    "13.1": ["no bias", "n_inner is not 4 * n_embd", "1 layer", "T = 1",
+             "GPT-2 small sizes: the tied lm_head is compute outside N"],
+    "13.2": ["an exact power law: a and alpha recovered", "two points: the line through them",
+             "c = 0: a pure power law", "noisy losses above an irreducible loss c"],
 }
 
 
