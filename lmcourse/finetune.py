@@ -18,6 +18,7 @@ import hashlib
 import json
 import math
 import numbers
+import re
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -49,6 +50,11 @@ __all__ = [
     "collate_sft",
     "collate_spans",
     "ExampleData",
+    "classify",
+    "sft_answers",
+    "words",
+    "BagOfWords",
+    "LogisticRegression",
 ]
 
 
@@ -679,3 +685,203 @@ class ExampleData:
 
     def __repr__(self) -> str:
         return f"ExampleData({self.kind}: {len(self.train)} train + {len(self.val)} val examples)"
+
+
+
+# ----------------------------------------------------------------------------- predictions
+
+@torch.no_grad()
+def classify(model: nn.Module, data: ExampleData, split: str = "val", batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """A classifier's predictions on every example of a split, in order: (labels (N,), predicted (N,)).
+
+    model: a GPTClassifier or EncoderClassifier (any module called as model(ids,
+    attention_mask=mask) -> (logits (B, K), ...)); the predicted class is the argmax. The
+    model runs in eval mode on its own device, and its mode is restored afterwards.
+    """
+    if not isinstance(data, ExampleData) or data.kind != "classification":
+        got = f"ExampleData of kind {data.kind!r}" if isinstance(data, ExampleData) else type(data).__name__
+        raise ValueError(f"data must be an ExampleData of kind 'classification', got {got}")
+    dev = next(model.parameters()).device
+    was = model.training
+    model.eval()
+    labels, preds = [], []
+    try:
+        for ids, y, mask in data.batches(split, batch_size):
+            logits = model(ids.to(dev), attention_mask=mask.to(dev))[0]  # (B, K)
+            preds.append(logits.argmax(dim=-1).cpu())
+            labels.append(y)
+    finally:
+        model.train(was)
+    return torch.cat(labels).numpy(), torch.cat(preds).numpy()
+
+
+def sft_answers(model: nn.Module, tokenizer: Any, prompts: Sequence[str], max_new_tokens: int = 16) -> list[str]:
+    """Greedy answers of a GPT to prompts in the chat format: up to the first newline, stripped.
+
+    Each prompt becomes `sft_prompt(tokenizer, prompt)`; generation stops at the response's
+    closing newline (SFT_RESPONSE ends with one) or after max_new_tokens. Prompts of the same
+    token length are generated together as one batch (greedy decoding gives each row the same
+    answer alone or batched). Derived in chapters/09_finetuning.ipynb.
+    """
+    from lmcourse.generation import generate
+
+    if isinstance(prompts, str) or not isinstance(prompts, Sequence) or not all(isinstance(p, str) for p in prompts):
+        raise ValueError(f"prompts must be a list of str, got {prompts!r:.60}")
+    if not _is_int(max_new_tokens) or max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be a positive int, got {max_new_tokens!r}")
+    newline = _encode(tokenizer, "\n")
+    if len(newline) != 1:
+        raise ValueError(f"the tokenizer encodes a newline as {len(newline)} tokens, not one: it cannot stop generation")
+    dev = next(model.parameters()).device
+    encoded = [sft_prompt(tokenizer, p) for p in prompts]
+    by_length: dict[int, list[int]] = {}
+    for i, ids in enumerate(encoded):
+        by_length.setdefault(len(ids), []).append(i)
+    answers = [""] * len(prompts)
+    for n, rows in by_length.items():
+        idx = torch.tensor([encoded[i] for i in rows], device=dev)  # (B, n)
+        out = generate(model, idx, max_new_tokens=max_new_tokens, strategy="greedy", stop_tokens=newline[0])
+        for i, row in zip(rows, out[:, n:].tolist()):
+            answers[i] = tokenizer.decode(row).split("\n")[0].strip()
+    return answers
+
+
+# ----------------------------------------------------------------------------- a classical baseline
+
+_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+
+
+def words(text: str) -> list[str]:
+    """Lower-cased words (letters and digits, with an inner apostrophe: "didn't"), for `BagOfWords`."""
+    if not isinstance(text, str):
+        raise ValueError(f"text must be a str, got {type(text).__name__}")
+    return _WORD.findall(text.lower())
+
+
+class BagOfWords:
+    """Texts -> word-count vectors over a vocabulary fitted on training texts (unseen words are dropped).
+
+    `fit(texts)` keeps every word seen at least min_count times, in sorted order;
+    `transform(texts)` -> (N, V) float64 counts (binary=True: 1 if present). The baseline a
+    pretrained model has to beat: it sees which words occur, never their order.
+    Derived in chapters/09_finetuning.ipynb.
+    """
+
+    def __init__(self, min_count: int = 1, binary: bool = False) -> None:
+        if not _is_int(min_count) or min_count < 1:
+            raise ValueError(f"min_count must be an int >= 1, got {min_count!r}")
+        self.min_count, self.binary = min_count, bool(binary)
+        self.vocab: dict[str, int] = {}
+
+    @staticmethod
+    def _texts(texts: Any) -> list[str]:
+        if isinstance(texts, str) or not isinstance(texts, Sequence) or not all(isinstance(t, str) for t in texts):
+            raise ValueError(f"texts must be a list of str, got {texts!r:.60}")
+        return list(texts)
+
+    def fit(self, texts: Sequence[str]) -> "BagOfWords":
+        counts: dict[str, int] = {}
+        for t in self._texts(texts):
+            for w in words(t):
+                counts[w] = counts.get(w, 0) + 1
+        kept = sorted(w for w, c in counts.items() if c >= self.min_count)
+        if not kept:
+            raise ValueError(f"no word occurs {self.min_count} or more times in the {len(texts)} texts: the vocabulary is empty")
+        self.vocab = {w: i for i, w in enumerate(kept)}
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        if not self.vocab:
+            raise ValueError("this BagOfWords is not fitted: call fit(train_texts) first")
+        texts = self._texts(texts)
+        X = np.zeros((len(texts), len(self.vocab)), dtype=np.float64)
+        for i, t in enumerate(texts):
+            for w in words(t):
+                j = self.vocab.get(w)
+                if j is not None:
+                    X[i, j] = 1.0 if self.binary else X[i, j] + 1.0
+        return X
+
+    def fit_transform(self, texts: Sequence[str]) -> np.ndarray:
+        return self.fit(texts).transform(texts)
+
+
+class LogisticRegression:
+    """Multinomial logistic regression with an L2 penalty, fitted by L-BFGS (scikit-learn's default model).
+
+    Minimises  C * sum_i CE(softmax(x_i W + b), y_i) + ||W||^2 / 2  over W (D, K) and b (K,)
+    (the intercept is not penalised), in float64 with torch's L-BFGS. Two classes use one
+    weight vector w and a sigmoid, logit x w + b, as scikit-learn does: the softmax with two
+    penalised rows would halve the penalty and reach another optimum. coef_ is (K, D), or
+    (1, D) for two classes; `classes_` holds the sorted labels seen by fit, and predict
+    returns labels from it. Derived in chapters/09_finetuning.ipynb.
+    """
+
+    def __init__(self, C: float = 1.0, max_iter: int = 500, tol: float = 1e-8) -> None:
+        if not isinstance(C, numbers.Real) or isinstance(C, bool) or not math.isfinite(C) or C <= 0:
+            raise ValueError(f"C (the inverse penalty strength) must be a finite number > 0, got {C!r}")
+        if not _is_int(max_iter) or max_iter < 1:
+            raise ValueError(f"max_iter must be an int >= 1, got {max_iter!r}")
+        self.C, self.max_iter, self.tol = float(C), max_iter, float(tol)
+        self.coef_: np.ndarray | None = None  # (K, D), scikit-learn's layout
+        self.intercept_: np.ndarray | None = None  # (K,)
+        self.classes_: np.ndarray | None = None
+
+    @staticmethod
+    def _X(X: Any, d: int | None = None) -> torch.Tensor:
+        a = np.asarray(X)
+        if a.ndim != 2 or not (np.issubdtype(a.dtype, np.number) or a.dtype == bool):
+            raise ValueError(f"X must be a 2-D array of numbers (N, D), got {a.dtype} {a.shape}")
+        a = a.astype(np.float64)
+        if not np.isfinite(a).all():
+            raise ValueError("X holds nan or inf")
+        if d is not None and a.shape[1] != d:
+            raise ValueError(f"X has {a.shape[1]} features, but the model was fitted on {d}")
+        return torch.from_numpy(a)
+
+    def fit(self, X: Any, y: Any) -> "LogisticRegression":
+        x = self._X(X)
+        y = np.asarray(y)
+        if y.ndim != 1 or len(y) != x.shape[0]:
+            raise ValueError(f"y must be 1-D with one label per row of X ({x.shape[0]}), got shape {y.shape}")
+        classes, target = np.unique(y, return_inverse=True)
+        if len(classes) < 2:
+            raise ValueError(f"y must hold at least 2 classes to separate, got {classes.tolist()}")
+        N, D = x.shape
+        K = len(classes)
+        k = 1 if K == 2 else K  # two classes: one sigmoid
+        W = torch.zeros(D, k, dtype=torch.float64, requires_grad=True)
+        b = torch.zeros(k, dtype=torch.float64, requires_grad=True)
+        t = torch.from_numpy(target.astype(np.int64))
+        opt = torch.optim.LBFGS([W, b], lr=1.0, max_iter=self.max_iter, tolerance_grad=self.tol,
+                                tolerance_change=1e-12, history_size=20, line_search_fn="strong_wolfe")
+
+        def objective() -> torch.Tensor:
+            opt.zero_grad()
+            z = x @ W + b  # (N, k)
+            data_loss = (F.binary_cross_entropy_with_logits(z[:, 0], t.double(), reduction="sum") if k == 1
+                         else F.cross_entropy(z, t, reduction="sum"))
+            loss = self.C * data_loss + 0.5 * (W * W).sum()
+            loss.backward()
+            return loss
+
+        opt.step(objective)
+        self.coef_, self.intercept_, self.classes_ = W.detach().t().numpy().copy(), b.detach().numpy().copy(), classes
+        return self
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Logits (N, K), one column per class; with two classes (0, x w + b), which softmax the same as the sigmoid."""
+        if self.coef_ is None:
+            raise ValueError("this LogisticRegression is not fitted: call fit(X, y) first")
+        x = self._X(X, self.coef_.shape[1])
+        z = x.numpy() @ self.coef_.T + self.intercept_  # (N, k)
+        return np.concatenate([np.zeros_like(z), z], axis=1) if len(self.classes_) == 2 else z
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities (N, K), columns in the order of classes_."""
+        return torch.softmax(torch.from_numpy(self.decision_function(X)), dim=-1).numpy()
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The most probable class label per row, (N,)."""
+        z = self.decision_function(X)
+        return self.classes_[z.argmax(axis=1)] if len(z) else self.classes_[:0]

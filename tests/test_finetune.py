@@ -13,9 +13,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lmcourse.finetune import (
-    SFT_PROMPT, SFT_RESPONSE, EncoderClassifier, EncoderForQA, ExampleData, GPTClassifier, LoRALinear, SpanHead,
-    apply_lora, best_spans, collate_classification, collate_sft, collate_spans, freeze, merge_lora, pad_batch,
-    sft_example, sft_prompt, trainable_parameters, unmerge_lora,
+    SFT_PROMPT, SFT_RESPONSE, BagOfWords, EncoderClassifier, EncoderForQA, ExampleData, GPTClassifier,
+    LogisticRegression, LoRALinear, SpanHead, apply_lora, best_spans, classify, collate_classification, collate_sft,
+    collate_spans, freeze, merge_lora, pad_batch, sft_answers, sft_example, sft_prompt, trainable_parameters,
+    unmerge_lora, words,
 )
 from lmcourse.model import GPT, IGNORE_INDEX, Encoder, EncoderConfig, EncoderDecoder, EncoderDecoderConfig, GPTConfig
 from lmcourse.tokenizers import CharTokenizer
@@ -576,3 +577,97 @@ def test_the_trainer_refuses_what_is_not_a_batch_source():
         train(gpt(), [1, 2, 3], cfg(), progress=False, plot=False)
     with pytest.raises(ValueError, match="more than block_size=12"):
         train(GPTClassifier(gpt(), 2), ExampleData([([1] * 13, 0)], [([1], 0)]), cfg(), progress=False, plot=False)
+
+
+# ----------------------------------------------------------------------------- predictions
+
+def test_classify_returns_labels_and_argmax_in_order_and_restores_the_mode():
+    data = ExampleData(labelled(20, 0), labelled(13, 1), "classification")
+    model = GPTClassifier(gpt(), 2).train()
+    y, pred = classify(model, data, "val", batch_size=5)
+    assert model.training  # mode restored
+    assert y.tolist() == [e[1] for e in data.val]
+    model.eval()
+    want = [int(model(torch.tensor([e[0]]))[0].argmax()) for e in data.val]  # one at a time, no padding
+    assert pred.tolist() == want
+    with pytest.raises(ValueError, match="kind 'classification', got ExampleData of kind 'sft'"):
+        classify(model, ExampleData([([1, 2], [2, 3])], [([1, 2], [2, 3])], "sft"))
+
+
+def test_sft_answers_stop_at_the_newline_and_batch_like_one_at_a_time():
+    from lmcourse.generation import generate
+
+    model = gpt(vocab_size=TOK.vocab_size, block_size=64).eval()
+    nl = TOK.encode("\n")[0]
+    with torch.no_grad():  # make the newline likely after a few tokens, so some answers stop early
+        model.transformer.wte.weight[nl] *= 4
+    prompts = ["who?", "abc?", "where is sam?", "a?"]  # two of the same length: one batch
+    got = sft_answers(model, TOK, prompts, max_new_tokens=6)
+    for p, a in zip(prompts, got):
+        ids = torch.tensor([sft_prompt(TOK, p)])
+        out = generate(model, ids, max_new_tokens=6, stop_tokens=nl)[0, ids.shape[1]:].tolist()
+        want = TOK.decode(out).split("\n")[0].strip()
+        assert a == want and "\n" not in a
+    assert sft_answers(model, TOK, []) == []
+    with pytest.raises(ValueError, match="prompts must be a list of str"):
+        sft_answers(model, TOK, "who?")
+    with pytest.raises(ValueError, match="max_new_tokens must be a positive int, got 0"):
+        sft_answers(model, TOK, ["who?"], max_new_tokens=0)
+
+
+# ----------------------------------------------------------------------------- the bag-of-words baseline
+
+def test_words_and_bag_of_words_counts():
+    assert words("It's NOT bad, not bad at all! 5 stars") == ["it's", "not", "bad", "not", "bad", "at", "all", "5", "stars"]
+    bow = BagOfWords().fit(["not bad", "bad bad film"])
+    assert bow.vocab == {"bad": 0, "film": 1, "not": 2}
+    X = bow.transform(["Bad, bad, BAD!", "a new film", ""])
+    assert X.dtype == np.float64 and X.tolist() == [[3, 0, 0], [0, 1, 0], [0, 0, 0]]  # unseen words dropped
+    assert BagOfWords(binary=True).fit(["not bad"]).transform(["bad bad"]).tolist() == [[1, 0]]
+    assert BagOfWords(min_count=2).fit(["not bad", "bad bad film"]).vocab == {"bad": 0}
+    assert bow.transform([]).shape == (0, 3)
+
+
+@pytest.mark.parametrize("call, match", [
+    (lambda: BagOfWords(min_count=0), "min_count must be an int >= 1, got 0"),
+    (lambda: BagOfWords().transform(["a"]), "not fitted"),
+    (lambda: BagOfWords().fit("a text"), "texts must be a list of str"),
+    (lambda: BagOfWords(min_count=3).fit(["a b", "a"]), "vocabulary is empty"),
+    (lambda: words(3), "text must be a str, got int"),
+    (lambda: LogisticRegression(C=0), r"C \(the inverse penalty strength\) must be a finite number > 0, got 0"),
+    (lambda: LogisticRegression(max_iter=0), "max_iter must be an int >= 1"),
+    (lambda: LogisticRegression().fit(np.zeros((3, 2)), [1, 1, 1]), r"at least 2 classes.*\[1\]"),
+    (lambda: LogisticRegression().fit(np.zeros((3, 2)), [0, 1]), r"one label per row of X \(3\)"),
+    (lambda: LogisticRegression().fit(np.zeros(3), [0, 1, 0]), r"2-D array of numbers \(N, D\)"),
+    (lambda: LogisticRegression().fit(np.array([[0.0], [np.nan]]), [0, 1]), "nan or inf"),
+    (lambda: LogisticRegression().predict(np.zeros((2, 2))), "not fitted"),
+    (lambda: LogisticRegression().fit(np.eye(2), [0, 1]).predict(np.zeros((2, 3))), "3 features, but the model was fitted on 2"),
+])
+def test_baseline_bad_input(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
+
+
+@pytest.mark.parametrize("K, C, seed", [(2, 1.0, 0), (2, 0.05, 1), (3, 1.0, 2), (4, 10.0, 3)])
+def test_logistic_regression_matches_scikit_learn(K, C, seed):
+    sk = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(60, 5)) + rng.integers(0, 2, size=(60, 1))
+    y = np.array(["neg", "pos", "mixed", "other"])[rng.integers(0, K, 60)]
+    ours = LogisticRegression(C=C).fit(X, y)
+    ref = sk.LogisticRegression(C=C, tol=1e-10, max_iter=2000).fit(X, y)
+    assert ours.classes_.tolist() == ref.classes_.tolist() and ours.coef_.shape == ref.coef_.shape
+    np.testing.assert_allclose(ours.coef_, ref.coef_, atol=1e-5)
+    np.testing.assert_allclose(ours.intercept_, ref.intercept_, atol=1e-5)
+    np.testing.assert_allclose(ours.predict_proba(X), ref.predict_proba(X), atol=1e-6)
+    assert ours.predict(X).tolist() == ref.predict(X).tolist()
+    assert ours.predict(np.zeros((0, 5))).shape == (0,)
+
+
+def test_logistic_regression_separates_a_bag_of_words():
+    texts = ["good fun film", "bad dull film", "good good", "dull and bad", "fun", "bad"]
+    y = [1, 0, 1, 0, 1, 0]
+    bow = BagOfWords()
+    clf = LogisticRegression(C=10.0).fit(bow.fit_transform(texts), y)
+    assert clf.predict(bow.transform(["a good fun one", "so dull"])).tolist() == [1, 0]
+    assert (clf.predict_proba(bow.transform(texts)).sum(axis=1) - 1).__abs__().max() < 1e-12
