@@ -154,3 +154,74 @@ def test_on_an_exact_power_law_the_fit_agrees_with_the_library():
     a, alpha = ch13._loglog_fit(n, loss, fit.c)
     assert compare_values((fit.a, fit.alpha), (a, alpha), rtol=1e-5) is None
     assert compare_values((400.0, 0.3), (a, alpha), rtol=1e-5) is None
+
+
+# ------------------------------------------------------------------ the one-call shortcuts are flagged
+def _exposure_by_rankdata(canary_logprob, candidate_logprobs):
+    from scipy.stats import rankdata
+
+    scores = np.concatenate([[canary_logprob], np.asarray(candidate_logprobs, dtype=np.float64)])
+    rank = float(rankdata(-scores, method="average")[0])  # average ranks: ties count half, as 12.1 asks
+    return rank, math.log2(len(scores)) - math.log2(rank)
+
+
+def _exposure_by_library(canary_logprob, candidate_logprobs):
+    return safety.canary_rank(canary_logprob, candidate_logprobs), safety.exposure_from_scores(
+        canary_logprob, candidate_logprobs)
+
+
+def _minhash_by_library(hashes_a, hashes_b, a, b, p):
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(safety, "_hash32", int)
+        sig_a = safety._signature([str(int(x)) for x in hashes_a], a, b)
+        sig_b = safety._signature([str(int(x)) for x in hashes_b], a, b)
+    return sig_a, sig_b, safety.estimated_jaccard(sig_a, sig_b)
+
+
+def _flops_by_library(vocab_size, block_size, n_layer, n_embd, n_inner, bias, T):
+    config = GPTConfig(vocab_size=vocab_size, block_size=block_size, n_layer=n_layer, n_head=1, n_embd=n_embd,
+                       n_inner=n_inner, bias=bias)
+    return (compute.param_count(config), compute.flops_per_token(config, T),
+            compute.flops_per_token(config, T, training=True))
+
+
+def _fit_by_polyfit(n, loss, c):
+    slope, intercept = np.polyfit(np.log(n), np.log(loss - c), 1)
+    return float(np.exp(intercept)), float(-slope)
+
+
+def _fit_by_polynomial_class(n, loss, c):
+    intercept, slope = np.polynomial.Polynomial.fit(np.log(n), np.log(loss - c), 1).convert().coef
+    return float(np.exp(intercept)), float(-slope)
+
+
+def _fit_by_lstsq(n, loss, c):
+    x = np.stack([np.ones_like(n), np.log(n)], axis=1)
+    (intercept, slope), *_ = np.linalg.lstsq(x, np.log(loss - c), rcond=None)
+    return float(np.exp(intercept)), float(-slope)
+
+
+def _fit_by_linregress(n, loss, c):
+    from scipy.stats import linregress
+
+    r = linregress(np.log(n), np.log(loss - c))
+    return float(np.exp(r.intercept)), float(-r.slope)
+
+
+SHORTCUTS = [
+    (ch12.canary_exposure, _exposure_by_rankdata, "scipy.stats.rankdata"),
+    (ch12.canary_exposure, _exposure_by_library, "lmcourse.safety.canary_rank"),
+    (ch12.minhash_similarity, _minhash_by_library, "lmcourse.safety._signature"),
+    (ch13.count_flops, _flops_by_library, "lmcourse.compute.param_count"),
+    (ch13.loglog_fit, _fit_by_polyfit, "numpy.polyfit"),
+    (ch13.loglog_fit, _fit_by_polynomial_class, "numpy.linalg.lstsq"),  # Polynomial.fit solves with lstsq
+    (ch13.loglog_fit, _fit_by_lstsq, "numpy.linalg.lstsq"),
+    (ch13.loglog_fit, _fit_by_linregress, "scipy.stats.linregress"),
+]
+
+
+@pytest.mark.parametrize("ex,shortcut,name", SHORTCUTS, ids=[s[1].__name__ for s in SHORTCUTS])
+def test_each_one_call_shortcut_gives_the_right_values_but_is_flagged(ex, shortcut, name):
+    result = ex.run(shortcut)
+    assert result.passed, result.report  # a real shortcut: right values, so only the tripwire stands in its way
+    assert name in result.forbidden and result.report.startswith("⚠"), result.report
