@@ -125,6 +125,14 @@ def test_flops_reference_counts_the_real_models_parameters():
     assert training == 3 * forward
 
 
+def test_flops_in_floats_are_judged_exactly_too():
+    # The smallest mistake, ln_f forgotten, is 2·d FLOPs of millions: within a relative tolerance of 1e-5.
+    as_floats = lambda f: lambda *args: tuple(float(v) for v in f(*args))  # noqa: E731
+    assert ch13.count_flops.run(as_floats(ch13._count_flops)).passed
+    result = ch13.count_flops.run(as_floats(ch13._fl_no_ln_f))
+    assert result.status == "fail" and result.matched == [ch13.count_flops.wrong[-1].message], result.report
+
+
 # ------------------------------------------------------------------------------- 13.2
 @pytest.mark.parametrize("seed", SEEDS)
 def test_power_law_fit_is_least_squares_on_log_log_axes(seed):
