@@ -1082,8 +1082,22 @@ EDGE_LABELS = {
             "tied logits at the boundary: lower index first", "p = 1 keeps every token", "V = 1"],
     "8.2": ["empty cache: the first token", "one cached position, one head", "float32"],
     # ch09 edge labels (part 09 adds its lines below this one)
+    "9.1": ["square layer (in = out), (N, in) input", "B = 0: a fresh LoRA equals the base layer", "rank 1",
+            "empty batch", "no bias", "float32"],
+    "9.2": ["no EOS id", "one-token prompt", "empty response with EOS: learn to stop at once",
+            "empty response, no EOS: nothing to learn", "custom ignore_index (-100)"],
     # ch10 edge labels (part 10 adds its lines below this one)
+    "10.1": ["imbalanced classes", "2×2", "a class never predicted", "an empty class: row and column zero",
+             "all one class"],
+    "10.2": ["capitals, punctuation and an article", "an article and a capital", "repeated tokens: a bag, not a set",
+             "several golds: the best counts", "an article alone on both sides: 1", "one word repeated in the prediction",
+             "both empty after normalisation: 1", "one side empty: 0", "a gold that normalises to nothing"],
     # ch11 edge labels (part 11 adds its lines below this one)
+    "11.1": ["longer than the references: 1", "c = r: exactly 1", "one token against many", "one token longer: 1",
+             "c = 0: 0", "c = r = 0: 0"],
+    "11.2": ["n-grams may not cross a gap", "a bigram twice, once in the reference", "no n-gram across two references",
+             "repeated bigram, n = 2", "Papineni's 'the the the ...', n = 1", "several references",
+             "hypothesis shorter than n"],
     # ch12 edge labels (part 12 adds its lines below this one)
     "12.1": ["three candidates tied with the canary count half", "the canary the best: exposure log2 N",
              "the canary the worst: rank N, exposure 0", "all tied: rank (N + 1) / 2", "no candidates: N = 1"],

@@ -115,6 +115,7 @@ STDLIB_READS = {
     "unicodedata": "NFC / NFKC of long-assigned characters (Latin, CJK compatibility, ligatures), stable since Unicode 3.2",
     # ch09 (part 09 adds modules its notebooks read below this line; keep one entry per module)
     # ch10 (part 10 adds below this line)
+    "string": "string.punctuation: the ASCII punctuation characters, a constant on every Python",
     # ch11 (part 11 adds below this line)
     # ch12 (part 12 adds below this line)
     # ch13 (part 13 adds below this line)
