@@ -90,6 +90,7 @@ MODULES: dict[str, tuple[str, list[str]]] = {
     "generation": ("lmcourse/generation.py", ["tests/test_generation.py"]),
     "training": ("lmcourse/training.py", ["tests/test_training.py"]),
     "forbid": ("lmcourse/forbid.py", ["tests/test_forbid.py"]),
+    "tasks": ("lmcourse/tasks.py", ["tests/test_tasks.py"]),
 }
 
 # One thread per test process, always (this overrides make's THREADS=2). mutmut forks each mutant's
