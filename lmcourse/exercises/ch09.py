@@ -134,14 +134,14 @@ lora_forward = Exercise(
 # ------------------------------------------------------------------ 9.2 the SFT loss mask
 
 
-def _sft_ids_targets(prompt_ids, response_ids, eos_id=None, ignore_index=IGNORE_INDEX):
+def _sft_ids_targets(prompt_ids, response_ids, eos_id=None, ignore_index=-1):  # -1: the library's IGNORE_INDEX
     seq = list(prompt_ids) + list(response_ids)             # the whole conversation, prompt first
     if eos_id is not None:
-        seq.append(eos_id)                                   # the model learns to stop
-    ids = seq[:-1]                                           # the model reads every token but the last ...
-    targets = seq[1:]                                        # ... and predicts the next one at each position
-    n_masked = len(prompt_ids) - 1                           # targets[i] = seq[i + 1]: prompt token i + 1
-    targets[:n_masked] = [ignore_index] * n_masked           # the first response token (target P - 1) is kept
+        seq.append(eos_id)                                  # the model learns to stop
+    ids = seq[:-1]                                          # the model reads every token but the last ...
+    targets = seq[1:]                                       # ... and predicts the next one at each position
+    n_masked = len(prompt_ids) - 1                          # targets[i] = seq[i + 1]: prompt token i + 1
+    targets[:n_masked] = [ignore_index] * n_masked          # the first response token (target P - 1) is kept
     return ids, targets
 
 

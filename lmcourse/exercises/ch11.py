@@ -1,7 +1,7 @@
 """Chapter 11 exercises: BLEU's brevity penalty and its clipped n-gram counts.
 
-Derived in chapters/10_evaluation.ipynb and used in chapters/11_applications.ipynb (translation
-and summaries are scored with BLEU); practised in solutions/11_applications.ipynb. The
+BLEU scores chapter 11's English→Chinese translation (lmcourse.tasks, on characters); practised in
+solutions/11_applications.ipynb. The
 references are plain code; tests/test_ch09_11_checks.py proves they equal
 lmcourse.metrics.brevity_penalty and the matches / totals of lmcourse.metrics.bleu.
 """
