@@ -1256,6 +1256,9 @@ def train(
                     torch.distributed.all_reduce(both)
                     loss_step = both[0] / world
                     ctrl_c.requested = bool(both[1].item() > 0)
+                # every rank agrees on this; a stop asked later in the step (by a callback on one rank)
+                # waits for the next step's all-reduce, so that all ranks stop after the same step
+                stop_agreed = ctrl_c.requested
                 loss_buf[s] = loss_step
                 result.step = s + 1
                 in_step = False
@@ -1290,7 +1293,7 @@ def train(
                 if run_dir is not None and cfg.checkpoint_interval and result.step % cfg.checkpoint_interval == 0:
                     sync(result.step)
                     save()
-                if ctrl_c.requested:
+                if ctrl_c.requested if world == 1 else stop_agreed:
                     raise KeyboardInterrupt
             sync(result.step)
             save()
