@@ -1032,7 +1032,8 @@ def train(
     `lmcourse.finetune.ExampleData`: labelled examples; the model is called as model(*batch)).
     Each step draws batch_size * grad_accum random windows from data.train, accumulates the micro-batches'
     gradients, clips their norm to cfg.grad_clip, and takes one AdamW step at `lr_at(step)`.
-    Every cfg.eval_interval steps (and at the start and end) `evaluate` measures the val loss.
+    Every cfg.eval_interval steps (and at the start and end) `evaluate` measures the val loss; a
+    resumed run first takes the evaluation due at its start step if the checkpoint lacks it.
 
     out_dir: a run folder for checkpoints (every cfg.checkpoint_interval steps and at the
     end), metrics.jsonl and, from the CLI, the tokenizer. A folder that already holds a
@@ -1044,8 +1045,9 @@ def train(
 
     Returns a TrainResult. A nan or inf loss raises NonFiniteLossError naming the step, and
     saves nothing: the last good checkpoint stays the newest. Ctrl-C, or a KeyboardInterrupt
-    raised by a callback, saves a checkpoint after the current step and raises
-    TrainingInterrupted.
+    raised by a callback, lets the current step finish (its log line, evaluation and checkpoint
+    included), saves a checkpoint and raises TrainingInterrupted; resuming from it gives the
+    metrics log of a run that never stopped.
 
     Data-parallel: run in every process of a torch.distributed group (`lmcourse.distributed`
     starts one; `lmcourse train --nproc N`), the same call trains one DistributedDataParallel
