@@ -11,11 +11,11 @@ import torch
 from lmcourse.data import qa_set, summary_set, translation_set
 from lmcourse.finetune import pad_batch
 from lmcourse.metrics import bleu
-from lmcourse.model import IGNORE_INDEX, EncoderDecoder, EncoderDecoderConfig
+from lmcourse.model import GPT, IGNORE_INDEX, EncoderDecoder, EncoderDecoderConfig, GPTConfig
 from lmcourse.pretrained import story_tokenizer
 from lmcourse.tasks import (
     SUMMARY_TOKENS, Example, QAResult, Seq2SeqData, SentimentResult, SummaryResult, TranslationResult,
-    TranslationTokenizer, answer_span, greedy_translate, lead_sentence, nearest_neighbour_translations, qa_windows,
+    TranslationTokenizer, answer_span, extend_context, greedy_translate, lead_sentence, nearest_neighbour_translations, qa_windows,
     rouge_words, summary_example, summary_prompt, train_qa, train_sentiment, train_summary, train_translation,
 )
 
@@ -117,6 +117,34 @@ def test_summary_prompt_keeps_a_short_story_whole_and_refuses_a_tiny_context(tok
         summary_example(tok, "Tom had a red ball.", "", 128)
     with pytest.raises(ValueError, match="story must be a non-empty string"):
         summary_prompt(tok, "", 128)
+
+
+def test_extend_context_stretches_the_position_table_and_copies_the_rest():
+    torch.manual_seed(0)
+    small = GPT(GPTConfig(vocab_size=30, block_size=8, n_layer=1, n_head=2, n_embd=16)).eval()
+    big = extend_context(small, 22)
+    assert big.config.block_size == 22 and not big.training
+    old, new = small.transformer.wpe.weight.detach(), big.transformer.wpe.weight.detach()
+    assert new.shape == (22, 16)
+    assert torch.equal(new[0], old[0]) and torch.allclose(new[-1], old[-1])
+    # position p sits at p * 7 / 21 = p / 3 of the old table: 3k lands on old position k exactly,
+    # 3k + 1 one third of the way to k + 1
+    for k in range(7):
+        assert torch.allclose(new[3 * k], old[k], atol=1e-6)
+        assert torch.allclose(new[3 * k + 1], old[k] + (old[k + 1] - old[k]) / 3, atol=1e-6)
+    ref = torch.nn.functional.interpolate(old.t()[None], size=22, mode="linear", align_corners=True)[0].t()
+    assert torch.allclose(new, ref, atol=1e-6)
+    sa, sb = small.state_dict(), big.state_dict()
+    assert all(torch.equal(sa[k], sb[k]) for k in sa if k != "transformer.wpe.weight")
+    assert big.lm_head.weight is big.transformer.wte.weight  # still tied
+    same = extend_context(small, 8)
+    assert torch.equal(same.transformer.wpe.weight, small.transformer.wpe.weight)
+    x = torch.randint(0, 30, (1, 20))
+    assert big(x)[0].shape == (1, 20, 30)
+    with pytest.raises(ValueError, match="block_size must be an int >= 8"):
+        extend_context(small, 4)
+    with pytest.raises(ValueError, match="needs a GPT"):
+        extend_context(torch.nn.Linear(2, 2), 16)
 
 
 def test_lead_sentence_and_rouge_words():
