@@ -23,7 +23,7 @@ Five tools, each with the measurement that says how well it works:
   `pii_recall_precision` scores any scrubber, such as chapter 02's `lmcourse.text.scrub_pii`.
 
 Everything is deterministic: randomness comes from an explicit seed, hashing from blake2b (never
-Python's salted `hash`). Derived in chapters/12_safety.ipynb.
+Python's salted `hash`). Derived in chapters/12_ethics_safety.ipynb.
 """
 from __future__ import annotations
 
@@ -49,7 +49,7 @@ from lmcourse.text import luhn_valid
 __all__ = [
     # canaries
     "Canary", "make_canary", "random_secrets", "insert_canaries", "continuation_logprobs",
-    "canary_rank", "exposure_from_scores", "exposure",
+    "canary_rank", "exposure_from_scores", "exposure", "choice_probs",
     # dedup
     "dedup_key", "exact_dedup", "shingles", "jaccard", "minhash_signature", "minhash_signatures",
     "estimated_jaccard", "near_duplicate_pairs", "near_dedup", "NearDuplicates", "inject_near_duplicates",
@@ -106,7 +106,7 @@ def _secret(rng: Random, n_digits: int) -> str:
 
 def make_canary(seed: int = 0, n_digits: int = 6, prefix: str = "my secret code is") -> Canary:
     """A canary whose secret is `n_digits` random digits separated by spaces (one token each in
-    most tokenizers), drawn from random.Random(seed). Derived in chapters/12_safety.ipynb."""
+    most tokenizers), drawn from random.Random(seed). Derived in chapters/12_ethics_safety.ipynb."""
     _check_int("n_digits", n_digits, 1)
     if not isinstance(prefix, str) or not prefix.strip():
         raise ValueError(f"prefix must be a non-empty str, got {prefix!r}")
@@ -179,7 +179,7 @@ def continuation_logprobs(
     merge cross the boundary). When the model has `config.block_size` the prefix is cut from the
     left to fit. Sequences of different lengths are right-padded with id 0, which cannot change
     a causal model's earlier logits. The model is put in eval mode and restored afterwards.
-    An empty continuation scores 0 (log 1). Derived in chapters/12_safety.ipynb.
+    An empty continuation scores 0 (log 1). Derived in chapters/12_ethics_safety.ipynb.
     """
     if not isinstance(prefix, str):
         raise ValueError(f"prefix must be a str, got {type(prefix).__name__}")
@@ -238,7 +238,7 @@ def exposure_from_scores(canary_score: float, candidate_scores: Sequence[float] 
 
     The best rank gives log2 N, the most a ranking of N can reveal; a random ranking gives
     about 1 (the median rank is N / 2). No candidates: N = 1 and exposure 0. Ties as in
-    `canary_rank`. Derived in chapters/12_safety.ipynb.
+    `canary_rank`. Derived in chapters/12_ethics_safety.ipynb.
     """
     n = torch.as_tensor(candidate_scores).numel() + 1
     return math.log2(n) - math.log2(canary_rank(canary_score, candidate_scores))
@@ -248,7 +248,7 @@ def exposure(model: Callable, tokenizer, canary: Canary, candidates: Sequence[st
     """The canary's exposure under `model`: its secret ranked against the candidate secrets by
     log P(" " + secret | prefix) (see `continuation_logprobs` and `exposure_from_scores`).
     `candidates` are other secrets (`random_secrets`), distinct and without the canary's own.
-    Derived in chapters/12_safety.ipynb."""
+    Derived in chapters/12_ethics_safety.ipynb."""
     if not isinstance(canary, Canary):
         raise ValueError(f"canary must be a Canary, got {type(canary).__name__}")
     candidates = _check_texts("candidates", candidates)
@@ -258,6 +258,20 @@ def exposure(model: Callable, tokenizer, canary: Canary, candidates: Sequence[st
         raise ValueError("candidates must be distinct (a repeated candidate would count twice)")
     scores = continuation_logprobs(model, tokenizer, canary.prefix, [" " + s for s in [canary.secret, *candidates]], batch_size)
     return exposure_from_scores(float(scores[0]), scores[1:])
+
+
+def choice_probs(model: Callable, tokenizer, prefix: str, choices: Sequence[str], batch_size: int = 256) -> torch.Tensor:
+    """(K,) float64 probabilities of the K `choices` as continuations of `prefix`, renormalised
+    over the choices: softmax of their `continuation_logprobs`. A closed-form quiz: the argmax
+    is the model's answer and its probability the model's confidence, whether or not the model
+    ever saw the fact (the hallucination probe). Choices must be distinct and at least one.
+    Derived in chapters/12_ethics_safety.ipynb."""
+    choices = _check_texts("choices", choices)
+    if not choices:
+        raise ValueError("choices must not be empty")
+    if len(set(choices)) != len(choices):
+        raise ValueError("choices must be distinct (a repeated choice would count twice)")
+    return torch.softmax(continuation_logprobs(model, tokenizer, prefix, choices, batch_size), dim=0)
 
 
 # =============================================================================== dedup
@@ -332,7 +346,7 @@ def minhash_signature(shingle_set: Iterable[str], num_perm: int = 128, seed: int
     come from numpy's default_rng(seed): a full-range multiplier matters (with a small one,
     h is nearly monotone in x and every position picks the same minimum). The empty set's
     signature is all p, which no non-empty set produces. Two distinct shingles share a hash with
-    probability about 2**-32. Derived in chapters/12_safety.ipynb."""
+    probability about 2**-32. Derived in chapters/12_ethics_safety.ipynb."""
     _check_int("num_perm", num_perm, 1)
     a, b = _perms(num_perm, seed)
     return _signature(shingle_set, a, b)
@@ -388,7 +402,7 @@ def near_duplicate_pairs(
     num_perm / bands rows and two documents are compared when any band is identical, which
     happens with probability 1 - (1 - J**rows)**bands (128 = 32 x 4 puts the steep part near
     J = 0.4, so pairs at 0.7 are almost surely compared). bands=None compares all pairs
-    (quadratic; for small sets, and to measure what LSH misses). Derived in chapters/12_safety.ipynb.
+    (quadratic; for small sets, and to measure what LSH misses). Derived in chapters/12_ethics_safety.ipynb.
     """
     docs = _check_texts("docs", docs)
     _check_rate("threshold", threshold)
@@ -414,7 +428,7 @@ def near_duplicate_pairs(
 def near_dedup(docs: Sequence[str], threshold: float = 0.7, **kwargs) -> list[int]:
     """Indices of the documents to keep after near-duplicate dedup: documents linked by
     `near_duplicate_pairs` (same keyword arguments) form groups (transitively: a~b and b~c put
-    a, b, c together), and each group keeps its first document. Derived in chapters/12_safety.ipynb."""
+    a, b, c together), and each group keeps its first document. Derived in chapters/12_ethics_safety.ipynb."""
     docs = _check_texts("docs", docs)
     parent = list(range(len(docs)))
 
@@ -445,7 +459,7 @@ def inject_near_duplicates(docs: Sequence[str], n_copies: int, edit_rate: float 
     keeps the first of each group should remove exactly `copies`. Each copy has round(edit_rate * words)
     of its words (split on whitespace) replaced by words drawn from the whole corpus, so the
     truth is known; duplicates already in `docs` are not in it (they would count as false
-    positives). Derived in chapters/12_safety.ipynb."""
+    positives). Derived in chapters/12_ethics_safety.ipynb."""
     docs = _check_texts("docs", docs)
     _check_int("n_copies", n_copies)
     _check_rate("edit_rate", edit_rate)
@@ -505,7 +519,7 @@ def skewed_corpus(rate: float, n_sentences: int, seed: int = 0, templates: Seque
     pronoun: an occupation of OCCUPATION_GROUPS[0] gets "he" with probability `rate` (else
     "she"), one of group 1 gets "she" with probability `rate`. rate 0.5 is unskewed, 0.9 strongly
     skewed. Place, object and time slots come from the story world (lmcourse.data.stories).
-    Derived in chapters/12_safety.ipynb."""
+    Derived in chapters/12_ethics_safety.ipynb."""
     _check_rate("rate", rate)
     _check_int("n_sentences", n_sentences)
     templates = _check_texts("templates", templates)
@@ -536,7 +550,7 @@ def completion_gap(
     the pronoun, with the occupation filled in; see `continuation_logprobs`). So only the
     pronoun and what it changes downstream differ. > 0: the model prefers "he" after that
     occupation; a model that learned P(he) = p gives log(p / (1 - p)).
-    Derived in chapters/12_safety.ipynb."""
+    Derived in chapters/12_ethics_safety.ipynb."""
     templates = _check_texts("templates", templates)
     occupations = _check_texts("occupations", occupations)
     if not templates:
@@ -607,7 +621,7 @@ def counterfactual_augment(text: str, pairs: Sequence[tuple[str, str]] = GENDER_
     determiner ("his kite" -> "her") or pronoun ("it was his." -> "hers"). The rule: her -> him
     (his -> hers) when the next word is missing (punctuation or end) or a function word or
     common verb (a, the, to, and, find, ...), else her -> his (his -> her). It errs on double
-    objects ("gave her flowers" -> "gave his flowers"). Derived in chapters/12_safety.ipynb.
+    objects ("gave her flowers" -> "gave his flowers"). Derived in chapters/12_ethics_safety.ipynb.
     """
     if not isinstance(text, str):
         raise ValueError(f"text must be a str, got {type(text).__name__}")
@@ -718,7 +732,7 @@ def train_filter(
 ) -> TextFilter:
     """Fit a `TextFilter` on texts labelled 1 (block) or 0 (allow): full-batch gradient descent
     on the mean logistic loss + weight_decay/2 * |w|^2 from zero weights. The loss is convex and
-    nothing is random, so the same data give the same filter. Derived in chapters/12_safety.ipynb."""
+    nothing is random, so the same data give the same filter. Derived in chapters/12_ethics_safety.ipynb."""
     texts = _check_texts("texts", texts)
     y = _labels(labels, len(texts))
     _check_int("n_features", n_features, 1)
@@ -793,7 +807,7 @@ def threshold_curve(scores: Sequence[float] | torch.Tensor, labels: Sequence[int
     """False-positive and false-negative rates of "flag when score >= t" for every t that
     changes the decision. The first threshold flags everything (fpr 1, fnr 0), the last
     (+inf) nothing (fpr 0, fnr 1); fpr falls and fnr rises in between. Both classes must be
-    present (a rate over no examples is undefined). Derived in chapters/12_safety.ipynb."""
+    present (a rate over no examples is undefined). Derived in chapters/12_ethics_safety.ipynb."""
     s = torch.as_tensor(scores, dtype=torch.float64)
     if s.dim() != 1:
         raise ValueError(f"scores must be 1-D, got shape {tuple(s.shape)}")
@@ -863,7 +877,7 @@ def inject_pii(
     (kinds drawn uniformly from `kinds`), and the exact span of each value. Values are in the
     formats chapter 02's scrubber documents (cards pass Luhn); with probability `obfuscated` an
     e-mail is written "mia dot lee12 at example dot org" and a phone "415 555 0132", which it
-    does not catch by design, so recall can be measured below 1. Derived in chapters/12_safety.ipynb."""
+    does not catch by design, so recall can be measured below 1. Derived in chapters/12_ethics_safety.ipynb."""
     texts = _check_texts("texts", texts)
     _check_int("per_text", per_text)
     _check_rate("obfuscated", obfuscated)
@@ -923,7 +937,7 @@ def pii_recall_precision(scrubber: Callable[[str], str], examples: Sequence[PIIE
     changed region (separators such as "." or "-" may stay), and a changed region counts as correct when it overlaps some injected value (so a
     scrubbed date or price lowers precision, a half-scrubbed phone number lowers recall).
     Conventions as `precision_recall`: no values -> recall 1, no changes -> precision 1.
-    Derived in chapters/12_safety.ipynb."""
+    Derived in chapters/12_ethics_safety.ipynb."""
     if isinstance(examples, PIIExample) or not isinstance(examples, Sequence):
         raise ValueError(f"examples must be a sequence of PIIExample, got {type(examples).__name__}")
     caught = {k: [0, 0] for k in PII_KINDS}

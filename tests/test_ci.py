@@ -118,6 +118,7 @@ STDLIB_READS = {
     "string": "string.punctuation: the ASCII punctuation characters, a constant on every Python",
     # ch11 (part 11 adds below this line)
     # ch12 (part 12 adds below this line)
+    "statistics": "mean / variance of exposures: exact rational arithmetic on the floats, the same result on 3.10-3.12",
     # ch13 (part 13 adds below this line)
 }
 # What does vary with the Python version: never in a cell whose output is compared.

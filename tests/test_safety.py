@@ -700,3 +700,50 @@ def test_pii_scores_of_wrong_scrubbers(pii_texts):
         S.pii_recall_precision(lambda t: None, examples)
     with pytest.raises(ValueError, match="PIIExample"):
         S.pii_recall_precision(scrub_pii, ["text"])
+
+
+# ============================================================================ chapter 12's set-ups
+
+
+def test_choice_probs_renormalise_the_hand_summed_bigram_over_the_choices():
+    tok = CharTokenizer.fit("abcdefgh .")
+    model = Bigram(tok.vocab_size, seed=2)
+    choices = [" ab.", " c.", " hhh."]  # different lengths: each scored whole, then renormalised
+    got = S.choice_probs(model, tok, "dg", choices)
+    p = tok.encode("dg")
+    logp = torch.tensor([model.logprob(p + tok.encode(c)) - model.logprob(p) for c in choices], dtype=torch.float64)
+    torch.testing.assert_close(got, torch.softmax(logp, 0), rtol=0, atol=1e-12)
+    assert got.dtype == torch.float64 and float(got.sum()) == pytest.approx(1.0)
+    assert S.choice_probs(Constant(tok.vocab_size), tok, "a", [" b", " c", " d"]).tolist() == pytest.approx([1 / 3] * 3)
+    assert S.choice_probs(model, tok, "a", [" b"]).tolist() == [1.0]
+    with pytest.raises(ValueError, match="choices must not be empty"):
+        S.choice_probs(model, tok, "a", [])
+    with pytest.raises(ValueError, match="distinct"):
+        S.choice_probs(model, tok, "a", [" b", " b"])
+    with pytest.raises(ValueError, match=r"choices\[0\] must be a str, got int"):
+        S.choice_probs(model, tok, "a", [1])
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_near_dedup_finds_every_near_copy_of_a_short_canary_document(stories, seed):
+    # chapter 12 plants a canary in three sentences of a story and copies that document with 5 % of its
+    # words changed and the canary moved: dedup must remove exactly the copies, whatever the seed
+    rng = np.random.default_rng(seed)
+    docs, truth = list(stories[:60]), set()
+    for k, repeats in enumerate((1, 4, 16)):
+        canary = S.make_canary(10 * seed + k)
+        host = ". ".join(stories[60 + k].split(". ")[:3]) + "."
+        versions = S.inject_near_duplicates([host], repeats - 1, edit_rate=0.05, seed=seed).docs
+        for j, v in enumerate(versions):
+            pos = int(rng.integers(len(docs) + 1)) if j else len(docs)
+            docs.insert(pos, S.insert_canaries(v, canary, 1, seed=j))
+    firsts = {}
+    for i, d in enumerate(docs):
+        for k in range(3):
+            if S.make_canary(10 * seed + k).text in d:
+                if k in firsts:
+                    truth.add(i)
+                else:
+                    firsts[k] = i
+    removed = set(range(len(docs))) - set(S.near_dedup(docs))
+    assert len(truth) == 3 + 15 and S.precision_recall(removed, truth) == (1.0, 1.0)
