@@ -4,7 +4,9 @@ Read top to bottom: padding masks, the three heads (each `forward(ids, targets=N
 attention_mask=None) -> (logits, loss)`, like GPT), span decoding for extractive QA,
 freezing, LoRA, the SFT chat format, and `ExampleData`, which batches labelled examples
 for `lmcourse.training.train` exactly as `TokenData` batches a token stream: everything
-trains through the one Trainer.
+trains through the one Trainer. Then predictions (`classify`, `sft_answers`), and the
+classical baseline a fine-tuned model is measured against: `BagOfWords` word counts and
+`LogisticRegression` (L-BFGS, scikit-learn's model, without scikit-learn at run time).
 
 Padding is always on the right, and `attention_mask` (B, T) marks real tokens with 1 and
 padding with 0 (Hugging Face's convention). The token id under a pad does not matter: the
