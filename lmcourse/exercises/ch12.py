@@ -1,6 +1,6 @@
 """Chapter 12 exercises: the exposure of a canary, and the MinHash estimate of a Jaccard similarity.
 
-Derived in chapters/12_safety.ipynb; practised in solutions/12_ethics_safety.ipynb.
+Derived in chapters/12_ethics_safety.ipynb; practised in solutions/12_ethics_safety.ipynb.
 The references are plain code; tests/test_ch12_13_checks.py proves they equal
 lmcourse.safety's `canary_rank` / `exposure_from_scores` and `minhash_signature` /
 `estimated_jaccard` (same permutations, same empty-set convention).
