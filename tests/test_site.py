@@ -91,9 +91,25 @@ def test_every_chapter_has_a_page_listed_on_the_course_map(site):
         assert page.is_file(), f"no page for {nb.name}"
         assert page.name in index.urls, f"the course map does not link {page.name}"
         assert page.stat().st_size > 10_000
-    # planned chapters are on the map too, without a link
+    # every chapter of the course is on the map; only those without a notebook are "planned"
+    from lmcourse.course import CHAPTERS as COURSE
+
     text = (site.out / INDEX).read_text(encoding="utf-8")
-    assert "Compute and scaling" in text and text.count('class="lmc-planned"') >= 1
+    assert all(html.escape(c.title) in text for c in COURSE)
+    missing = [c for c in COURSE if not (ROOT / "chapters" / c.filename).is_file()]
+    assert text.count('class="lmc-planned"') == len(missing)
+
+
+def test_a_chapter_without_a_notebook_is_on_the_map_as_planned_without_a_link(tmp_path):
+    course = tmp_path / "course"
+    (course / "chapters").mkdir(parents=True)
+    shutil.copy(ROOT / "pyproject.toml", course / "pyproject.toml")
+    for nb in CHAPTERS[:2]:  # the course with only its first two chapters written
+        shutil.copy(nb, course / "chapters" / nb.name)
+    built = build_site(course, tmp_path / "site")
+    text = (built.out / INDEX).read_text(encoding="utf-8")
+    assert text.count('class="lmc-planned"') == 12 and "Compute and scaling" in text
+    assert "13_compute_scaling.html" not in parse(built.out / INDEX).urls
 
 
 def test_no_internal_link_is_broken(site):
