@@ -32,6 +32,19 @@ def pytest_addoption(parser):
     )
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """Run a module's tests on one intra-op thread: its models are tiny, a second thread buys nothing, and
+    on a shared, loaded machine two spinning threads make a training step ~100x slower. Modules opt in with
+    `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def update_snapshots(request) -> bool:
     return request.config.getoption("--update-snapshots")

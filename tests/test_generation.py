@@ -18,12 +18,7 @@ from lmcourse.generation import apply_repetition_penalty, generate, top_k_filter
 from lmcourse.model import GPT, GPTConfig, KVCache  # noqa: E402
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: a second thread only adds contention on a shared machine
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_gpt(seed: int = 0, **overrides) -> GPT:

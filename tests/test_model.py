@@ -30,14 +30,7 @@ from lmcourse.model import (  # noqa: E402
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # these models are tiny: a second intra-op thread buys nothing, and on a shared, loaded
-    # machine two spinning threads make a training step ~100x slower
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def maxerr(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from lmcourse.data import qa_set, summary_set, translation_set
-from lmcourse.finetune import pad_batch
 from lmcourse.metrics import bleu
 from lmcourse.model import GPT, IGNORE_INDEX, EncoderDecoder, EncoderDecoderConfig, GPTConfig
 from lmcourse.pretrained import story_tokenizer
@@ -20,12 +19,7 @@ from lmcourse.tasks import (
 )
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

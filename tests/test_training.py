@@ -33,12 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 V = 40
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_model(dropout: float = 0.0, seed: int = 0) -> GPT:
