@@ -29,7 +29,6 @@ import inspect
 import math
 import pkgutil
 import re
-import sys
 import textwrap
 import traceback
 from dataclasses import dataclass, field

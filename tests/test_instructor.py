@@ -1,7 +1,6 @@
 """Instructors' own exercises: solutions/checks.py beside their notebooks, built and checked like the package's."""
 from __future__ import annotations
 
-import textwrap
 from pathlib import Path
 
 import nbformat

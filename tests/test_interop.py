@@ -28,7 +28,7 @@ from lmcourse.interop import (  # noqa: E402
     gpt_to_hf,
     wordpiece_from_pretrained,
 )
-from lmcourse.model import GPT, Encoder, EncoderConfig, GPTConfig  # noqa: E402
+from lmcourse.model import GPT, Encoder, GPTConfig  # noqa: E402
 
 TOL = 1e-5
 
