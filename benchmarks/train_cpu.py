@@ -69,7 +69,8 @@ RECIPE = TrainConfig(
 # Measured with --parallel, 1 thread per run: the recipe 1.9116; 128 wide, 1800 steps at lr 3e-3
 # (floor 3e-4) 1.8058, at 4e-3 1.8085, at 6e-3 1.8048: the rate alone stops helping near 1.805; these
 # settings with 2700 steps, 1.7603 in 0.88x the recipe's time: the extra tokens did the rest. On 2
-# threads, quiet: 2400 steps, 1.7758 in 0.90x (79.2 against 87.8 s). Larger batches do not help on one thread: 24 or 48 windows cost as much per token as 12.
+# threads, quiet: 2400 steps, 1.7758 in 0.90x (79.2 against 87.8 s).
+# Larger batches do not help on one thread: 24 or 48 windows cost as much per token as 12.
 BEAT_MODEL = dataclasses.replace(MODEL, n_embd=96)
 BEAT = dataclasses.replace(RECIPE, steps=2400, lr=4e-3, min_lr=1e-4, warmup_steps=50)
 
