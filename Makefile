@@ -78,8 +78,9 @@ exercises: setup
 
 # The shipped model (lmcourse/checkpoints/story_tiny/, lmcourse.pretrained.story_gpt()): `lmcourse train`
 # from the committed config into MODEL_RUN, then its final weights, tokenizer and re-measured val loss
-# are exported beside the config; tests/test_shipped_model.py holds them to that record.
-MODEL_RUN ?= build/story_tiny
+# are exported beside the config; tests/test_shipped_model.py holds them to that record. The run folder
+# is fixed (`override`: not settable from the command line) because the recipe deletes it first.
+override MODEL_RUN := build/story_tiny
 model: setup
 	rm -rf $(MODEL_RUN)
 	$(BIN)/lmcourse train --config lmcourse/checkpoints/story_tiny.json --out $(MODEL_RUN)

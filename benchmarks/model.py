@@ -8,6 +8,9 @@ neighbour's load hits both alike. Target on 2 cores: lmcourse >= 1.3x Hugging Fa
     nice -n 5 .venv/bin/python benchmarks/model.py [--reps 7] [--steps 5] [--threads 2] [--written] [--clock cpu]
 
 --written also times lmcourse's written-out attention path (the teaching path), for reference.
+--compile also times both models under torch.compile (inductor, C++ on the CPU; needs a compiler):
+what a compiler makes of each. lmcourse's forward breaks the graph where it checks the ids (their
+range is read back to the host for the error message), so compiling gains it little (1-3%).
 --clock cpu times with this process's CPU time (time.process_time) instead of the wall clock: on a
 loaded machine, with --threads 1, a neighbour's work then barely moves the figures (with 2 threads
 it would count OpenMP's spin-waiting too); the target is stated for the wall clock on an idle machine.
@@ -74,6 +77,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=5, help="forward+backward steps per repetition")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--written", action="store_true", help="also time lmcourse's written attention path")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time both models under torch.compile (inductor; its compile time is printed, not timed)")
     ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                     help="wall: time.perf_counter (the target's clock); cpu: time.process_time (for a loaded machine, with --threads 1)")
     args = ap.parse_args()
@@ -91,6 +96,9 @@ def main() -> None:
             ours = GPT(GPTConfig(**{**cfg.__dict__, "attention": attention})).train()
             copy_hf_into(ours, hf)
             models[f"lmcourse-{attention}"] = (ours, False)
+        if args.compile:
+            models["hf-compiled"] = (torch.compile(hf), True)
+            models["lmcourse-compiled"] = (torch.compile(models["lmcourse-sdpa"][0]), False)
         T = cfg.block_size
         g = torch.Generator().manual_seed(1)
         x = torch.randint(0, cfg.vocab_size, (B, T), generator=g)
@@ -102,9 +110,12 @@ def main() -> None:
                     err = (m(x)[0] - ref).abs().max().item()
                     assert err < 1e-4, f"{name}: {key} logits differ from Hugging Face's by {err}"
         steps = {key: step_fn(m, is_hf) for key, (m, is_hf) in models.items()}
-        for fn in steps.values():  # warm-up
+        for key, fn in steps.items():  # warm-up (and, for the compiled ones, compilation)
+            t0 = time.perf_counter()
             for _ in range(3):
                 fn(x, y)
+            if key.endswith("compiled"):
+                print(f"{name:12s} {key}: compiled and warmed up in {time.perf_counter() - t0:.1f} s", flush=True)
         times: dict[str, list[float]] = {key: [] for key in steps}
         for _ in range(args.reps):
             for key, fn in steps.items():  # alternate, so load changes hit every model alike

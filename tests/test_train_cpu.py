@@ -71,3 +71,14 @@ def test_missing_data_exits_2(bench, monkeypatch, tmp_path, capsys):
         bench.load_text()
     assert e.value.code == 2
     assert "no Tiny Shakespeare" in capsys.readouterr().err
+
+
+def test_a_seed_changes_the_weights_and_data_order_but_not_the_val_batches(bench, monkeypatch):
+    seen = []
+    monkeypatch.setattr(bench, "train", lambda model, data, cfg, **kw: seen.append(("train", cfg.seed, model.transformer.wte.weight[0, 0].item())))
+    monkeypatch.setattr(bench, "evaluate", lambda model, data, cfg: seen.append(("val", cfg.seed)) or 1.0)
+    for seed in (None, 5):
+        bench.one_run("lmcourse", None, 65, quick=True, seed=seed)
+    (_, s0, w0), v0, (_, s5, w5), v5 = seen
+    assert (s0, s5) == (bench.RECIPE.seed, 5) and w0 != w5  # data order and initial weights follow the seed
+    assert v0 == v5 == ("val", bench.RECIPE.seed)  # the same 200 val batches, so the figures compare
