@@ -203,7 +203,7 @@ def _intro(t: _Teller, facts: dict[str, str], qa: list[tuple[str, str]]) -> None
           "This is a story about {a_trait} {little}{kind} named {Hn}.",
           a_trait=_a(trait), little=little, kind=H.kind)
     facts["trait"] = trait
-    qa.append((f"Who is the story about?", H.name))
+    qa.append(("Who is the story about?", H.name))
     if H.animal:
         qa.append((f"What kind of animal is {H.name}?", H.kind))
     if rng.random() < 0.7:
@@ -295,7 +295,7 @@ def _plot_gift(t: _Teller, facts, qa):
     end = rng.choice(("proud", "happy", "warm inside"))
     t.say("{Hn} felt {end}.", "That made {Hn} feel {end}.", "{H_} felt {end} all evening.", end=end)
     facts.update(gift=gift, colour=col, friend=F.name, place=place, end=end)
-    qa += [(f"What did {H.name} give {F.name}?", f"{_a(col)} {gift}"), (f"Whose birthday was it?", F.name),
+    qa += [(f"What did {H.name} give {F.name}?", f"{_a(col)} {gift}"), ("Whose birthday was it?", F.name),
            (f"Where did {H.name} go to find a present?", place), (f"What colour was the {gift}?", col),
            (f"How did {H.name} feel at the end?", end)]
     summ = f"{H.name} gave {F.name} {_a(col)} {gift} for {F.his} birthday, and {F.name} loved it."
@@ -326,7 +326,7 @@ def _plot_weather(t: _Teller, facts, qa):
     t.say("{Hn} felt {end}.", "\"That was an adventure,\" said {Hn}, feeling {end}.", end=end)
     facts.update(place=place, weather=w, shelter=spot, friend=F.name, game=game, end=end)
     qa += [(f"Where did {H.name} and {F.name} go?", place), (f"Where did they wait for the {w} to stop?", spot),
-           (f"What did they see at the end?", after), ("What was the weather like?", w),
+           ("What did they see at the end?", after), ("What was the weather like?", w),
            (f"How did {H.name} feel at the end?", end)]
     summ = f"{H.name} and {F.name} were caught in the {w} at {place} and waited {spot} until it stopped."
     return summ, "weather"
@@ -563,7 +563,7 @@ def _plot_pet(t: _Teller, facts, qa):
           "{Hn} felt {end}.", end=end)
     facts.update(pet=pet, pet_name=pname, colour=col, friend=F.name, end=end)
     qa += [(f"What pet did {H.name} get?", pet), (f"What was the {pet} called?", pname),
-           (f"Who thought of the name?", F.name)]
+           ("Who thought of the name?", F.name)]
     summ = f"{H.name} got a {pet}, and {F.name} helped {H.him} name it {pname}."
     return summ, "pet"
 
