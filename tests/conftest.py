@@ -50,6 +50,18 @@ def update_snapshots(request) -> bool:
     return request.config.getoption("--update-snapshots")
 
 
+def load_benchmark(name: str):
+    """benchmarks/<name>.py imported as the module `name` (benchmarks/ is scripts, not a package)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT

@@ -7,19 +7,16 @@ model.py has GPTConfig and GPT whose forward(idx, targets) returns (logits, loss
 """
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import re
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import load_benchmark
 from lmcourse.data import story_corpus
 from lmcourse.tokenizers import CharTokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
 
 FAKE_MODEL = '''
 from dataclasses import dataclass
@@ -67,11 +64,7 @@ print(f"step {it}: train loss 4.2000, val loss 4.3000")
 
 @pytest.fixture(scope="module")
 def peer():
-    spec = importlib.util.spec_from_file_location("nanogpt_peer", ROOT / "benchmarks" / "nanogpt_peer.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["nanogpt_peer"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("nanogpt_peer")
 
 
 @pytest.fixture

@@ -1,28 +1,20 @@
 """benchmarks/train_cpu.py: the recipe as issue 9 states it, HF's model the same shape, and a --quick smoke run."""
 from __future__ import annotations
 
-import importlib.util
 import math
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
+from conftest import load_benchmark
 from lmcourse.data import story_corpus
 from lmcourse.model import GPT
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("train_cpu", ROOT / "benchmarks" / "train_cpu.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["train_cpu"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("train_cpu")
 
 
 def test_the_recipe_is_nanogpts_cpu_run(bench):
