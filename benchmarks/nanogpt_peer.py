@@ -129,20 +129,23 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="nanogpt-peer-") as tmp:
         work = Path(tmp)
         prepare(args.nanogpt, work, text, tok, args.seed)
-        wall, out = run_nanogpt(work, args.threads, QUICK_FLAGS if args.quick else [])
+        extra = QUICK_FLAGS if args.quick else []
+        wall, out = run_nanogpt(work, args.threads, extra)
         evals = FINAL_EVAL.findall(out)
         if not evals:
             raise SystemExit("nanogpt_peer.py: nanoGPT printed no 'step N: train loss X, val loss Y' line")
         step, _, own_val = evals[-1]
+        own_batches = [f.split("=")[1] for f in README_FLAGS + extra if f.startswith("--eval_iters=")][-1]  # the last wins, as in nanoGPT's configurator
         model, it = load_nanogpt(work)
         val = evaluate(model, data, train_cpu.RECIPE)
     print(f"nanogpt    {it} iterations, wall {wall:6.1f} s (process, incl. start-up and its evaluations); "
-          f"its own val at step {step}: {float(own_val):.4f} (20 random batches); "
+          f"its own val at step {step}: {float(own_val):.4f} ({own_batches} random batches); "
           f"on lmcourse's {train_cpu.RECIPE.eval_batches} fixed batches: {val:.4f}", flush=True)
     if not args.skip_lmcourse:
         ours = train_cpu.one_run("lmcourse", data, tok.vocab_size, quick=args.quick)
         print(f"val on the same batches: lmcourse {ours['val']:.4f}, nanoGPT {val:.4f}; "
-              f"wall: lmcourse {ours['wall_s']:.1f} s, nanoGPT {wall:.1f} s")
+              f"wall: lmcourse {ours['wall_s']:.1f} s, nanoGPT {wall:.1f} s"
+              + ("  [--quick: lmcourse's val is over 2 of the batches; figures mean nothing]" if args.quick else ""))
     return 0
 
 
