@@ -5,7 +5,7 @@ number of threads (2), the same loss computed outside the model, and the same ba
 two are timed in alternation (warm-up first, then the median of several repetitions), so a
 neighbour's load hits both alike. Target on 2 cores: lmcourse >= 1.3x Hugging Face.
 
-    nice -n 5 .venv/bin/python benchmarks/model.py [--reps 7] [--steps 5] [--threads 2] [--written] [--clock cpu]
+    nice -n 5 .venv/bin/python benchmarks/model.py [--reps 7] [--steps 5] [--threads 2] [--written] [--clock cpu] [--compile]
 
 --written also times lmcourse's written-out attention path (the teaching path), for reference.
 --compile also times both models under torch.compile (inductor, C++ on the CPU; needs a compiler):
